@@ -1,0 +1,1 @@
+"""Data layer: media readers, datasets, transforms, synthetic data."""

@@ -1,0 +1,1 @@
+from . import vaanet  # noqa: F401  (registers)
