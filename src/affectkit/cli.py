@@ -1,0 +1,247 @@
+"""The ``affectkit`` command: a thin layer over the Python API."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import AffectkitError
+
+log = logging.getLogger("affectkit.cli")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# ------------------------------------------------------------------------------------------ models
+def cmd_models(args) -> int:
+    from .config import packaged_configs
+    from .registry import get_model_entry, list_models
+
+    configs = packaged_configs()
+    for name in list_models(args.pattern):
+        e = get_model_entry(name)
+        mine = [c for c in configs if c.startswith(f"{name}/")]
+        print(f"{name:12s} task={e.task:10s} {e.description}")
+        for c in mine:
+            print(f"    config: {c}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .engine.trainer import train
+
+    if args.config is None and args.resume is None:
+        raise AffectkitError("train needs a CONFIG (e.g. vaanet/vaanet_synth.yaml) or --resume RUN_DIR")
+    result = train(args.config, args.override, resume=args.resume)
+    print(f"run: {result.run_dir}")
+    print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, {result.best_metric})")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .engine.evaluate import evaluate
+
+    m = evaluate(args.checkpoint, split=args.split, overrides=args.override, out_dir=args.out)
+    keys = ["split", "num_samples", "accuracy", "macro_f1", "weighted_f1", "sentiment_accuracy", "sentiment_macro_f1", "skipped", "out_dir"]
+    _print_json({k: m[k] for k in keys if k in m})
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    from .deploy.predictor import Predictor, plot_timeline
+
+    pred = Predictor(args.checkpoint, device=args.device, fast=args.fast, allow_silent_audio=args.allow_silent_audio)
+    if len(args.videos) == 1 and not Path(args.videos[0]).is_dir():
+        result = pred.predict(args.videos[0])
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "w", encoding="utf-8") as fh:
+                json.dump(result, fh, indent=2)
+        if args.plot:
+            plot_timeline(result, args.plot)
+        _print_json(result)
+        return 0
+    # several files, or a folder: one JSON line per video, broken files reported and skipped
+    from .data.datasets import VIDEO_EXTENSIONS
+
+    paths: list[Path] = []
+    for v in args.videos:
+        p = Path(v)
+        paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS) if p.is_dir() else [p]
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    failed = 0
+    try:
+        for path, result, error in pred.predict_many(paths):
+            line = result if result is not None else {"video": path, "error": error}
+            failed += error is not None
+            if error:
+                print(f"skipped: {error}", file=sys.stderr)
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{len(paths) - failed} predicted, {failed} skipped", file=sys.stderr)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- data
+def cmd_data_synth(args) -> int:
+    from .data import synth
+
+    cfg = synth.SynthConfig(num_classes=args.classes, seed=args.seed, difficulty=args.difficulty,
+                            train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+                            test_per_class=args.test_per_class, untrimmed=args.untrimmed)
+    path = synth.generate(args.out, cfg)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from .data.datasets import describe
+
+    info = describe(args.path)
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{info['source']}: {info['num_videos']} videos, {len(info['classes'])} classes")
+    classes = info["classes"]
+    splits = list(info["per_split_per_class"])
+    width = max([len(c) for c in classes] + [8])
+    print(f"{'class':{width}s} " + " ".join(f"{s:>11s}" for s in splits) + f" {'total':>7s}")
+    for c in classes:
+        row = [info["per_split_per_class"][s].get(c, 0) for s in splits]
+        print(f"{c:{width}s} " + " ".join(f"{n:11d}" for n in row) + f" {sum(row):7d}")
+    print(f"{'total':{width}s} " + " ".join(f"{info['per_split'][s]:11d}" for s in splits) + f" {info['num_videos']:7d}")
+    for p in info["problems"]:
+        print(f"problem: {p}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ doctor
+def cmd_doctor(args) -> int:
+    import platform
+
+    import torch
+
+    rows = {"affectkit": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            "torch": torch.__version__, "cuda available": torch.cuda.is_available(),
+            "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available()}
+    try:
+        rows["cpu bf16 (AVX-512 bf16/AMX)"] = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        rows["cpu bf16 (AVX-512 bf16/AMX)"] = "unknown"
+    for mod in ("av", "numpy", "safetensors", "yaml", "matplotlib", "tensorboard", "onnx", "onnxruntime", "librosa", "sklearn"):
+        try:
+            m = __import__(mod)
+            v = getattr(m, "__version__", "installed")
+            if mod == "av":
+                v += f" (FFmpeg libavcodec {'.'.join(map(str, m.library_versions['libavcodec']))})"
+            rows[mod] = v
+        except Exception:
+            rows[mod] = "not installed"
+    from .registry import list_models
+
+    rows["models"] = ", ".join(list_models())
+    width = max(len(k) for k in rows)
+    for k, v in rows.items():
+        print(f"{k:{width}s}  {v}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    report = run_demo(args.out, epochs=args.epochs, seed=args.seed, data_dir=args.data)
+    print(f"report: {report}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="affectkit", description="Train, evaluate and deploy video emotion analysis methods.")
+    p.add_argument("--version", action="version", version=f"affectkit {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("models", help="list the registered methods and their shipped configs")
+    s.add_argument("pattern", nargs="?", default="*")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train a model from a YAML config (also under torchrun)")
+    s.add_argument("config", nargs="?", help="config file or shipped config name, e.g. vaanet/vaanet_synth.yaml")
+    s.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. train.epochs=3 (repeatable)")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a checkpoint on a split")
+    s.add_argument("checkpoint", help="checkpoint folder, or a run folder (its best checkpoint)")
+    s.add_argument("--split", default="test")
+    s.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.path=other.json")
+    s.add_argument("--out", help="folder for metrics.json, predictions.jsonl, confusion_matrix.png")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("predict", help="run a checkpoint on video files")
+    s.add_argument("videos", nargs="+", help="a video file, several, or a folder")
+    s.add_argument("--checkpoint", "-c", required=True)
+    s.add_argument("--out", help="result JSON (one video) or JSON lines (several)")
+    s.add_argument("--plot", help="PNG of the emotion over time (one video)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--fast", action="store_true", help="bf16 autocast + channels-last 3D convs (CPUs with bf16 support)")
+    s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
+    s.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    s = d.add_parser("synth", help="write the synthetic affective video set")
+    s.add_argument("--out", required=True)
+    s.add_argument("--classes", type=int, default=4)
+    s.add_argument("--difficulty", default="default", help="easy | default | hard")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-per-class", type=int, default=24)
+    s.add_argument("--val-per-class", type=int, default=6)
+    s.add_argument("--test-per-class", type=int, default=10)
+    s.add_argument("--untrimmed", type=int, default=0, help="also write N untrimmed videos with segments")
+    s.set_defaults(func=cmd_data_synth)
+    s = d.add_parser("info", help="what a dataset holds: classes, videos per split and per class")
+    s.add_argument("path", help="annotation JSON, folder of <Class>/ videos, or CSV")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_data_info)
+
+    s = sub.add_parser("doctor", help="versions and optional parts available")
+    s.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("demo", help="the main job: synthetic data -> train -> eval -> predict -> report")
+    s.add_argument("--out", default="report")
+    s.add_argument("--data", default=None, help="where to write the synthetic set (default: <out>/data)")
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except AffectkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

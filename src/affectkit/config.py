@@ -1,0 +1,279 @@
+"""YAML configs -> typed config objects.
+
+A config file has the sections ``model``, ``input``, ``data``, ``train``, ``eval`` and ``output``
+(see ``configs/vaanet/vaanet_synth.yaml``). A file may name one ``base:`` file whose values it
+overrides (one level, no chains). Command-line overrides are dotted: ``train.epochs=3``,
+``model.args.depth=50``; values are parsed as YAML (``true``, ``1e-4``, ``[1, 2]``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class ModelSection:
+    name: str = "vaanet"
+    args: dict[str, Any] = field(default_factory=dict)  # overrides of the registered default config
+
+
+@dataclass
+class AudioSection:
+    kind: str = "mfcc"  # mfcc | log_mel | none
+    sample_rate: int = 44100
+    n_mfcc: int = 32
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop_length: int = 512
+    num_frames: int = 4096
+    on_missing: str = "error"  # error (report and skip) | silence (zeros, with a warning)
+
+
+@dataclass
+class InputSection:
+    seq_len: int = 12  # snippets per video
+    snippet_duration: int = 16  # consecutive frames per snippet
+    sample_size: int = 112  # square crop side fed to the model
+    frame_step: int = 1  # take every n-th native frame (the original: 30 // fps)
+    audio: AudioSection = field(default_factory=AudioSection)
+
+
+@dataclass
+class AugmentSection:
+    crop: str = "corner"  # corner: random square crop at centre or a corner (original); center
+    p: float = 0.3  # probability of one photometric/geometric op per video
+    ops: list[str] = field(default_factory=lambda: ["flip", "rotate", "brightness"])
+    rotate_degrees: float = 20.0
+    brightness: list[float] = field(default_factory=lambda: [0.5, 1.0])
+
+
+@dataclass
+class DataSection:
+    format: str = "annotation"  # annotation (ActivityNet-style JSON) | folder | csv
+    path: str = ""  # annotation JSON, folder of class sub-folders, or CSV file
+    video_root: str | None = None  # where <Class>/<id>(.mp4|/) live; default: the JSON's folder
+    audio_root: str | None = None  # sidecar audio <Class>/<id>.mp3; default: the video file itself
+    subsets: dict[str, str] = field(default_factory=lambda: {"train": "training", "val": "validation", "test": "testing"})
+    val_fraction: float = 0.0  # carve a stratified validation split out of train when there is none
+    split_seed: int = 0
+    classes: list[str] | None = None  # default: the annotation's label list / sorted folder names
+    polarity: str | dict[str, str] | None = None  # preset name (ve8, ek6) or {class: positive|negative}
+    skip_bad: bool = True  # report and skip broken or missing media instead of failing
+    num_workers: int = 0
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 2e-4
+    optimizer: str = "adam"  # adam | adamw | sgd
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "constant"  # constant | cosine | step
+    step_size: int = 10
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    grad_accum: int = 1
+    bf16: bool = False  # bf16 autocast (CPU with AVX-512 bf16, or GPU)
+    seed: int = 0
+    loss: str = "pcce"  # ce | pcce
+    pcce_lambda: float = 0.5
+    select_metric: str = "accuracy"  # chosen on the validation split, never on test
+    max_steps_per_epoch: int | None = None
+    cache_trunk_features: bool = False  # frozen trunk + no augmentation: compute trunk outputs once
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class EvalSection:
+    batch_size: int = 8
+    split: str = "test"
+
+
+@dataclass
+class OutputSection:
+    root: str = "runs"
+    run_name: str | None = None  # default: <config name>-<timestamp>
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    task: str = "classify"
+    name: str = "run"
+    model: ModelSection = field(default_factory=ModelSection)
+    input: InputSection = field(default_factory=InputSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    output: OutputSection = field(default_factory=OutputSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, tp = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, value, f"{where}.{f.name}".lstrip("."))
+            continue
+        if tp is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:  # YAML 1.1 reads "1e-3" as a string
+                value = float(value)
+            except ValueError:
+                pass
+        if not _type_ok(value, tp):
+            raise ConfigError(f"{where}.{f.name}".lstrip(".") + f": expected {getattr(tp, '__name__', tp)}, got {value!r}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict, where: str = "config") -> Config:
+    data = {k: v for k, v in data.items() if k != "base"}
+    try:
+        return _build(Config, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def packaged_configs() -> list[str]:
+    """Names of the YAML configs shipped in the package, e.g. ``vaanet/vaanet_synth.yaml``."""
+    root = resources.files("affectkit") / "configs"
+    out = []
+    for sub in sorted(root.iterdir(), key=lambda p: p.name):
+        if sub.is_dir():
+            out += [f"{sub.name}/{f.name}" for f in sorted(sub.iterdir(), key=lambda p: p.name) if f.name.endswith(".yaml")]
+    return out
+
+
+def resolve_config_path(name: str | os.PathLike) -> Path:
+    """A path on disk, or the name of a shipped config (``vaanet/vaanet_synth.yaml``, ``vaanet_synth``)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    root = Path(str(resources.files("affectkit") / "configs"))
+    candidates = [root / str(name), root / f"{name}.yaml"]
+    stem = p.name if p.name.endswith(".yaml") else f"{p.name}.yaml"
+    candidates += list(root.glob(f"*/{stem}"))
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"config {str(name)!r} not found (not a file, nor a shipped config); shipped: {', '.join(packaged_configs())}")
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
+    data = copy.deepcopy(data)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def load_config_dict(name: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+    path = resolve_config_path(name)
+    data = _load_yaml(path)
+    base = data.get("base")
+    if base:
+        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        if not base_path.is_file():
+            base_path = resolve_config_path(base)
+        base_data = _load_yaml(base_path)
+        if base_data.get("base"):
+            raise ConfigError(f"{base_path}: a base config may not name another base (one level only)")
+        data = _deep_merge(base_data, {k: v for k, v in data.items() if k != "base"})
+    data.setdefault("name", path.stem)
+    return apply_overrides(data, overrides)
+
+
+def load_config(name: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    """Load a config file or shipped config, apply dotted ``overrides``, validate into a :class:`Config`."""
+    data = load_config_dict(name, overrides)
+    return config_from_dict(data, where=str(name))

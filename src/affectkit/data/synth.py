@@ -1,0 +1,997 @@
+"""Synthetic affective video set: real mp4 files (H.264 + AAC) with SRT subtitles, deterministic from a seed.
+
+This is the kit's built-in default data (demo, quick training runs, tests). ``generate(out_dir, config)``
+writes a VideoEmotion-8-style dataset whose K classes (emotion names, 2 <= K <= 8) are carried by
+*dynamic* cues in every modality, so a model has to use temporal and audio-visual structure to learn it.
+
+Layout written under ``out_dir``::
+
+    synth.json                       annotation, same format as the real VideoEmotion-8 file (below)
+    classInd.txt                     "1 Anger" ... (VE-8 style, 1-based)
+    trainlist01.txt / vallist01.txt / testlist01.txt     "Anger/synth_00001 1"
+    videos/<Class>/<video_id>.mp4    H.264 video + AAC mono audio
+    subtitles/<Class>/<video_id>.srt (if ``subtitles``)
+    untrimmed/videos/<id>.mp4        (if ``untrimmed > 0``) long videos with several episodes
+    untrimmed/subtitles/<id>.srt
+    untrimmed/gt.json                ActivityNet/TSL-300 style: segments labelled "p" / "n"
+    untrimmed/point_labels.csv       video_id,class,point_time,point_frame,emotion (one point per segment)
+
+``synth.json``::
+
+    {"labels": [classes],
+     "database": {"synth_00001": {"subset": "training"|"validation"|"testing",
+                                  "annotations": {"label": "Anger"},
+                                  "video": "videos/Anger/synth_00001.mp4",
+                                  "subtitles": "subtitles/Anger/synth_00001.srt",
+                                  "episodes": [[start_s, end_s], ...], "duration": s}},
+     "polarity": {class: "positive"|"negative"},
+     "generator": {"name": "affectkit.data.synth", "version": 1, "config": {...SynthConfig...}}}
+
+Paths are relative to the folder of ``synth.json``. Video ids are ``synth_00001`` ... (trimmed, numbered
+split by split, class by class) and ``synthu_00001`` ... (untrimmed).
+
+Scene
+-----
+Each video shows a static textured background of a random colour, a soft disc (the "actor") of another
+random colour drifting slowly, and a small distractor disc moving on a random smooth path; the sound track
+is a drone at a random pitch plus shaped noise and (with noise) random distractor tones. Every one of these
+base properties (colours, sizes, drone pitch, the video's base pitch, loudness, durations, episode timing
+and peak intensity) is drawn from a per-video RNG *before and independently of* the class.
+
+Cues (only inside the emotional episodes)
+-----------------------------------------
+Each video has one (easy) or one-two emotional episodes (total about 60% of the video at "easy", 40% at
+"default", 25% at "hard"); elsewhere only the class-independent neutral dynamics play. Inside an episode
+an intensity envelope (Tukey window: rise, plateau, fall; peak drawn per episode) scales the class cues:
+
+============  ==================================  =======================================================
+class         vision                              audio (tone bursts relative to the video's base pitch)
+============  ==================================  =======================================================
+Anger         fast random jitter, 5 Hz flicker,   6 bursts/s, flat pitch, sawtooth (harsh, many harmonics)
+              fast hue wobble
+Anticipation  actor grows (approach), hue drifts  accelerating bursts 2 -> 6/s, small up-glides, +7 st drift
+Disgust       actor shrinks + slow wobble,        1.5 bursts/s, -3 st, falling glides, odd harmonics (nasal)
+              slow flicker, hue drifts away
+Fear          small fast trembling, shrinks,      3.5 bursts/s, +7 st, 9 Hz vibrato
+              3 Hz flicker
+Joy           bouncing (1.5 Hz), hue cycling      4 bursts/s, +3 st, rising glides (+5 st), bright
+Sadness       sinks down, scene dims, slow hue    0.8 long tones/s, -5 st, falling glides, pure sine
+Surprise      sudden expansions with a flash,     a sharp +12 st up-sweep synchronised with each expansion
+              repeated every ~1.1 s
+Trust         smooth slow orbit                   2 bursts/s, flat, soft tone with a fifth (consonant)
+============  ==================================  =======================================================
+
+Subtitles: one line every 1-2 s; lines during an episode carry words of the class lexicon, the others are
+neutral sentences (with noise: some episode lines are neutral or use another class's words, and a few
+neutral-time lines carry stray emotion words).
+
+No shallow shortcut: after rendering, each video's per-channel mean colour is shifted (before clipping and
+encoding, iterated so clipping does not undo it) to the mean of the same video rendered *without* any
+episode, and its audio is scaled to a per-video random RMS, so per-video mean colour and loudness carry no
+class information (``tests/data/test_synth.py`` checks a logistic regression on them stays near chance).
+
+Difficulty
+----------
+``difficulty`` is "easy" (0.1), "default" (0.4), "hard" (0.7) or a float noise level in [0, 1]. The level
+scales: cue strength (1 - 0.45 level), pixel noise (std 30 level), audio noise (0.6 level x signal RMS),
+distractor motion, distractor flicker and distractor tones, the episode coverage, the probability of a weak
+"decoy" episode of another class in one modality during neutral time (1.2 level), the probability that one
+modality's cue is weakened to 30% in a video (0.5 level), and subtitle noise (wrong-class words 0.35 level,
+neutral lines inside episodes 0.4 level, stray words outside 0.2 level).
+
+Untrimmed videos (``untrimmed > 0``): 30-60 s, several episodes (2.5-5 s, at least one positive- and one
+negative-polarity class each, >= 2 s of neutral background between), no decoys; gt.json segments are the
+episodes with "label" "p"/"n" (and the emotion under "emotion"); subsets "train"/"test".
+
+Determinism: each video uses RNG streams derived from ``(seed, kind, index)`` only, and single-stream
+encoding settings are fixed, so the same config gives identical decoded content (in practice identical
+bytes) regardless of ``workers``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+from .media_writer import write_video
+
+GENERATOR_NAME = "affectkit.data.synth"
+GENERATOR_VERSION = 1
+
+EMOTIONS = ("Anger", "Anticipation", "Disgust", "Fear", "Joy", "Sadness", "Surprise", "Trust")
+POLARITY = {
+    "Anger": "negative", "Anticipation": "positive", "Disgust": "negative", "Fear": "negative",
+    "Joy": "positive", "Sadness": "negative", "Surprise": "positive", "Trust": "positive",
+}
+# Which classes a K-class set uses: the first K of this list (both polarities from K = 2), in VE-8 order.
+_PREFERENCE = ("Anger", "Joy", "Sadness", "Surprise", "Fear", "Trust", "Disgust", "Anticipation")
+DIFFICULTY_LEVELS = {"easy": 0.1, "default": 0.4, "hard": 0.7}
+
+LEXICON = {
+    "Anger": ("furious", "angry", "outraged", "hate", "rage", "infuriating", "mad", "hostile"),
+    "Anticipation": ("soon", "waiting", "eager", "expecting", "countdown", "ready", "hopeful", "tomorrow"),
+    "Disgust": ("gross", "disgusting", "revolting", "nasty", "rotten", "vile", "sickening", "filthy"),
+    "Fear": ("scared", "afraid", "terrified", "danger", "panic", "frightening", "nervous", "dread"),
+    "Joy": ("wonderful", "happy", "delighted", "great", "love", "laughing", "fantastic", "cheerful"),
+    "Sadness": ("sad", "lonely", "crying", "miss", "grief", "heartbroken", "gloomy", "sorrow"),
+    "Surprise": ("wow", "unexpected", "suddenly", "unbelievable", "shocked", "amazing", "astonished", "whoa"),
+    "Trust": ("reliable", "honest", "safe", "trust", "loyal", "depend", "faithful", "confident"),
+}
+_EMOTION_TEMPLATES = (
+    "{a}, really {b}", "this is {a}", "i feel {a} about it", "{a}! so {b}", "honestly, {a}",
+    "it is {a} and {b}", "so {a} right now", "{a}... {b}",
+)
+NEUTRAL_LINES = (
+    "the bus leaves at nine", "please pass the salt", "we walked to the station", "the report is on the desk",
+    "it might rain later", "turn left at the corner", "the meeting starts at noon", "she bought some bread",
+    "the box is on the table", "they painted the fence", "the train is on platform two", "he opened the window",
+    "there are four chairs", "the shop closes at six", "we need more paper", "the road goes north",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cue:
+    """The dynamics one class adds during its episodes (at full intensity)."""
+
+    # vision; distances in fractions of the frame, scale as relative size change, hue in radians
+    motion: str
+    motion_amp: float
+    motion_hz: float = 0.0
+    flicker_hz: float = 0.0
+    flicker_amp: float = 0.0
+    brightness_ramp: float = 0.0
+    flash: float = 0.0
+    hue_hz: float = 0.0
+    hue_amp: float = 0.0
+    hue_drift: float = 0.0
+    shrink: float = 0.0
+    # audio; pitch in semitones relative to the video's base pitch
+    tempo: float = 2.0
+    tempo_end: float | None = None
+    duty: float = 0.5
+    pitch: float = 0.0
+    glide: float = 0.0
+    drift: float = 0.0
+    vibrato_hz: float = 0.0
+    vibrato_st: float = 0.0
+    harmonics: tuple[float, ...] = (1.0,)
+    fifth: float = 0.0
+
+
+CUES: dict[str, Cue] = {
+    "Anger": Cue("jitter", 0.10, flicker_hz=5.0, flicker_amp=0.16, hue_hz=3.0, hue_amp=0.35,
+                 tempo=6.0, duty=0.5, harmonics=tuple(1.0 / k for k in range(1, 11))),
+    "Anticipation": Cue("approach", 0.9, hue_drift=0.7,
+                        tempo=2.0, tempo_end=6.0, duty=0.4, glide=2.0, drift=7.0, harmonics=(1.0, 0.5, 0.25)),
+    "Disgust": Cue("withdraw", 0.07, motion_hz=0.7, shrink=0.5, flicker_hz=0.8, flicker_amp=0.10, hue_drift=-0.9,
+                   tempo=1.5, duty=0.7, pitch=-3.0, glide=-3.0,
+                   harmonics=(1.0, 0.0, 0.33, 0.0, 0.2, 0.0, 0.14, 0.0, 0.11)),
+    "Fear": Cue("jitter", 0.035, shrink=0.25, flicker_hz=3.0, flicker_amp=0.12,
+                tempo=3.5, duty=0.6, pitch=7.0, vibrato_hz=9.0, vibrato_st=1.2, harmonics=(1.0, 0.0, 0.3)),
+    "Joy": Cue("bounce", 0.2, motion_hz=1.5, hue_hz=1.0, hue_amp=1.2,
+               tempo=4.0, duty=0.45, pitch=3.0, glide=5.0, harmonics=(1.0, 0.45, 0.2)),
+    "Sadness": Cue("sink", 0.25, brightness_ramp=-0.3, hue_hz=0.25, hue_amp=0.2, shrink=0.15,
+                   tempo=0.8, duty=0.85, pitch=-5.0, glide=-4.0, harmonics=(1.0,)),
+    "Surprise": Cue("burst", 1.4, motion_hz=0.9, flash=0.4,
+                    tempo=0.9, duty=0.25, pitch=2.0, glide=12.0, harmonics=(1.0, 0.5, 0.3, 0.2)),
+    "Trust": Cue("orbit", 0.18, motion_hz=0.5,
+                 tempo=2.0, duty=0.6, harmonics=(1.0, 0.2), fifth=0.6),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SynthConfig:
+    """What to generate. ``size`` is (W, H), both even. See the module docstring for the design."""
+
+    num_classes: int = 4
+    classes: tuple[str, ...] | None = None  # explicit class names (subset of EMOTIONS); overrides num_classes
+    train_per_class: int = 24
+    val_per_class: int = 6
+    test_per_class: int = 10
+    duration: tuple[float, float] = (4.0, 8.0)
+    fps: float = 12.0
+    size: tuple[int, int] = (96, 96)
+    sample_rate: int = 16000
+    difficulty: str | float = "default"
+    seed: int = 0
+    untrimmed: int = 0
+    untrimmed_duration: tuple[float, float] = (30.0, 60.0)
+    untrimmed_test_fraction: float = 0.3
+    subtitles: bool = True
+    crf: int = 23
+
+    def __post_init__(self) -> None:
+        self.duration = tuple(float(x) for x in self.duration)  # type: ignore[assignment]
+        self.untrimmed_duration = tuple(float(x) for x in self.untrimmed_duration)  # type: ignore[assignment]
+        self.size = tuple(int(x) for x in self.size)  # type: ignore[assignment]
+        if self.classes is not None:
+            self.classes = tuple(str(c) for c in self.classes)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.classes is not None:
+            bad = [c for c in self.classes if c not in EMOTIONS]
+            if bad or len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+                raise ConfigError(f"synth.classes {list(self.classes)!r}: need >= 2 distinct names from {list(EMOTIONS)}")
+        elif not 2 <= int(self.num_classes) <= len(EMOTIONS):
+            raise ConfigError(f"synth.num_classes={self.num_classes}: must be between 2 and {len(EMOTIONS)}")
+        for name in ("train_per_class", "val_per_class", "test_per_class", "untrimmed"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"synth.{name}={getattr(self, name)}: must be >= 0")
+        lo, hi = self.duration
+        if not (0.5 <= lo <= hi):
+            raise ConfigError(f"synth.duration={self.duration}: need 0.5 <= min <= max seconds")
+        ulo, uhi = self.untrimmed_duration
+        if not (10.0 <= ulo <= uhi):
+            raise ConfigError(f"synth.untrimmed_duration={self.untrimmed_duration}: need 10 <= min <= max seconds")
+        w, h = self.size
+        if w < 16 or h < 16 or w % 2 or h % 2:
+            raise ConfigError(f"synth.size={self.size}: (W, H) must be even and >= 16")
+        if not 1.0 <= float(self.fps) <= 60.0:
+            raise ConfigError(f"synth.fps={self.fps}: must be in [1, 60]")
+        if int(self.sample_rate) not in (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000):
+            raise ConfigError(f"synth.sample_rate={self.sample_rate}: use a standard AAC rate (e.g. 16000)")
+        if int(self.seed) < 0:
+            raise ConfigError(f"synth.seed={self.seed}: must be >= 0")
+        if not 0.0 <= float(self.untrimmed_test_fraction) <= 1.0:
+            raise ConfigError("synth.untrimmed_test_fraction must be in [0, 1]")
+        self.noise_level()
+
+    def class_names(self) -> list[str]:
+        if self.classes is not None:
+            chosen = set(self.classes)
+        else:
+            chosen = set(_PREFERENCE[: int(self.num_classes)])
+        return [c for c in EMOTIONS if c in chosen]
+
+    def noise_level(self) -> float:
+        d = self.difficulty
+        if isinstance(d, str):
+            if d in DIFFICULTY_LEVELS:
+                return DIFFICULTY_LEVELS[d]
+            try:
+                d = float(d)
+            except ValueError:
+                raise ConfigError(f"synth.difficulty={d!r}: use easy, default, hard or a float in [0, 1]") from None
+        d = float(d)
+        if not 0.0 <= d <= 1.0:
+            raise ConfigError(f"synth.difficulty={d}: a float level must be in [0, 1]")
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return json.loads(json.dumps(d))  # tuples -> lists, as stored in the annotation
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"synth config: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    level: float
+    strength: float
+    pixel_noise: float
+    audio_noise: float
+    distract_motion: float
+    distract_flicker: float
+    distract_tones: float
+    coverage: float
+    p_decoy: float
+    decoy_peak: float
+    p_weak: float
+    p_wrong: float
+    p_neutral: float
+    p_stray: float
+
+
+def difficulty_knobs(level: float) -> _Knobs:
+    """All the noise / cue-strength settings derived from one noise level in [0, 1]."""
+    level = float(level)
+    return _Knobs(
+        level=level,
+        strength=1.0 - 0.45 * level,
+        pixel_noise=30.0 * level,
+        audio_noise=0.6 * level,
+        distract_motion=0.03 + 0.25 * level,
+        distract_flicker=0.1 * level,
+        distract_tones=0.6 * level,
+        coverage=float(np.clip(0.65 - 0.6 * level, 0.2, 0.7)),
+        p_decoy=min(0.9, 1.2 * level),
+        decoy_peak=0.45,
+        p_weak=0.5 * level,
+        p_wrong=0.35 * level,
+        p_neutral=0.4 * level,
+        p_stray=0.2 * level,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Episodes: [start, end) in seconds, class, peak intensity, per-modality weights (vis, aud, txt)
+@dataclass
+class Episode:
+    start: float
+    end: float
+    cls: str
+    peak: float
+    vis: float = 1.0
+    aud: float = 1.0
+    txt: float = 1.0
+    annotated: bool = True
+    seed: int = 0
+
+
+def _tukey(u: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Rise-plateau-fall window on u in [0, 1]; 0 outside."""
+    w = np.ones_like(u)
+    edge = alpha / 2.0
+    lo = u < edge
+    w[lo] = 0.5 * (1.0 - np.cos(np.pi * u[lo] / edge))
+    hi = u > 1.0 - edge
+    w[hi] = 0.5 * (1.0 - np.cos(np.pi * (1.0 - u[hi]) / edge))
+    w[(u < 0.0) | (u > 1.0)] = 0.0
+    return w
+
+
+def _place(rng: np.random.Generator, duration: float, lengths: Sequence[float], gap: float, margin: float) -> list[tuple[float, float]]:
+    """Non-overlapping intervals of the given lengths, in order, with random slack between them."""
+    lengths = list(lengths)
+    n = len(lengths)
+    room = duration - 2 * margin - gap * (n - 1)
+    if sum(lengths) > room:
+        f = max(room, 0.1 * n) / sum(lengths)
+        lengths = [x * f for x in lengths]
+    free = max(0.0, room - sum(lengths))
+    slack = rng.dirichlet(np.ones(n + 1)) * free
+    out, t = [], margin + slack[0]
+    for i, length in enumerate(lengths):
+        out.append((t, min(duration, t + length)))
+        t += length + gap + slack[i + 1]
+    return out
+
+
+def _hue_rotation(theta: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotations of RGB about the grey axis by ``theta`` radians (Rodrigues)."""
+    k = np.full(3, 1.0 / math.sqrt(3.0))
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    kk = np.outer(k, k)
+    c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+    return c * np.eye(3) + s * kx + (1 - c) * kk
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6.0) % 6
+    f = h * 6.0 - int(h * 6.0)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    r, g, b = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+    return np.array([r, g, b]) * 255.0
+
+
+# ---------------------------------------------------------------------------------------------
+class _Scene:
+    """Every class-independent random property of one video (drawn first, from its own stream)."""
+
+    def __init__(self, rng: np.random.Generator, width: int, height: int, duration: float, knobs: _Knobs):
+        self.W, self.H, self.duration = width, height, duration
+        unit = min(width, height)
+        # background: base colour + gradient + smooth static texture
+        bg = _hsv_to_rgb(rng.random(), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.7))
+        ang = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        grad = ((xx - width / 2) * np.cos(ang) + (yy - height / 2) * np.sin(ang)) / unit
+        tex = rng.standard_normal((6, 6))
+        tex = np.kron(tex, np.ones((int(math.ceil(height / 6)), int(math.ceil(width / 6)))))[:height, :width]
+        # smooth the blocky texture a little (separable box blur)
+        k = max(1, unit // 12)
+        for axis in (0, 1):
+            tex = sum(np.roll(tex, s, axis=axis) for s in range(-k, k + 1)) / (2 * k + 1)
+        self.bg_img = (bg[None, None, :] + (18.0 * grad + 8.0 * tex)[:, :, None]).astype(np.float32)
+        self.yy, self.xx = yy + 0.5, xx + 0.5
+        # actor disc
+        hue_a = (rng.random() + rng.uniform(0.25, 0.75)) % 1.0
+        self.actor_rgb = _hsv_to_rgb(hue_a, rng.uniform(0.5, 0.95), rng.uniform(0.55, 0.95))
+        self.actor_r = rng.uniform(0.11, 0.17) * unit
+        self.path_amp = rng.uniform(0.06, 0.16, size=2)
+        self.path_hz = rng.uniform(0.05, 0.2, size=2)
+        self.path_phase = rng.uniform(0, 2 * np.pi, size=2)
+        # distractor disc: random smooth path (3 sinusoids per axis)
+        self.dis_rgb = _hsv_to_rgb(rng.random(), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95))
+        self.dis_r = rng.uniform(0.05, 0.08) * unit
+        self.dis_centre = rng.uniform(0.25, 0.75, size=2)
+        self.dis_hz = rng.uniform(0.1, 1.2, size=(2, 3))
+        self.dis_phase = rng.uniform(0, 2 * np.pi, size=(2, 3))
+        self.dis_amp = knobs.distract_motion * rng.dirichlet(np.ones(3), size=2)
+        # global brightness: slow wander + a distractor flicker at a random frequency
+        self.wander_hz = rng.uniform(0.05, 0.3, size=2)
+        self.wander_phase = rng.uniform(0, 2 * np.pi, size=2)
+        self.dflick_hz = rng.uniform(0.5, 5.5)
+        self.dflick_phase = rng.uniform(0, 2 * np.pi)
+        self.dflick_amp = knobs.distract_flicker * rng.uniform(0.5, 1.0)
+        # audio
+        self.f0 = 196.0 * 2.0 ** rng.uniform(0.0, 1.0)  # base pitch of the tone bursts
+        self.drone_hz = rng.uniform(80.0, 180.0)
+        self.drone_amp = rng.uniform(0.15, 0.45)
+        self.drone_am_hz = rng.uniform(0.1, 0.5)
+        self.drone_phase = rng.uniform(0, 2 * np.pi, size=2)
+        self.bgnoise_amp = rng.uniform(0.03, 0.12)
+        self.tone_amp = rng.uniform(0.6, 0.9)
+        self.target_rms = rng.uniform(0.05, 0.16)
+        n_tones = rng.poisson(knobs.distract_tones * duration)
+        self.dis_tones = [
+            (rng.uniform(0, max(0.0, duration - 0.5)), rng.uniform(0.15, 0.5), rng.uniform(150, 900), rng.uniform(0.2, 0.5))
+            for _ in range(n_tones)
+        ]
+        self.noise_seed = int(rng.integers(0, 2**63 - 1))
+
+
+def _episode_time(t: np.ndarray, ep: Episode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local time tau, progress u in [0, 1] and envelope a(t) (0 outside the episode)."""
+    tau = t - ep.start
+    u = tau / max(ep.end - ep.start, 1e-6)
+    return tau, u, ep.peak * _tukey(u)
+
+
+def _render_frames(scene: _Scene, episodes: Sequence[Episode], t: np.ndarray, knobs: _Knobs, with_noise: bool) -> np.ndarray:
+    """Float32 (T, H, W, 3) frames, not clipped."""
+    T = len(t)
+    two_pi = 2 * np.pi
+    cx = 0.5 + scene.path_amp[0] * np.sin(two_pi * scene.path_hz[0] * t + scene.path_phase[0])
+    cy = 0.5 + scene.path_amp[1] * np.sin(two_pi * scene.path_hz[1] * t + scene.path_phase[1])
+    scale = np.ones(T)
+    bright = 1.0 + 0.03 * sum(np.sin(two_pi * scene.wander_hz[i] * t + scene.wander_phase[i]) for i in range(2))
+    bright = bright + scene.dflick_amp * np.sin(two_pi * scene.dflick_hz * t + scene.dflick_phase)
+    hue = np.zeros(T)
+    for ep in episodes:
+        if ep.vis <= 0:
+            continue
+        c = CUES[ep.cls]
+        tau, u, a = _episode_time(t, ep)
+        a = a * ep.vis
+        if not np.any(a > 0):
+            continue
+        uc = np.clip(u, 0.0, 1.0)
+        erng = np.random.default_rng(ep.seed)
+        dx = np.zeros(T)
+        dy = np.zeros(T)
+        ds = -c.shrink * uc
+        if c.motion == "jitter":
+            dx, dy = erng.uniform(-1.0, 1.0, size=(2, T)) * c.motion_amp
+        elif c.motion == "approach":
+            ds = ds + c.motion_amp * uc
+            dx, dy = (0.5 - cx) * uc * 0.8, (0.5 - cy) * uc * 0.8
+        elif c.motion == "withdraw":
+            dx = c.motion_amp * np.sin(two_pi * c.motion_hz * tau)
+            dy = -0.15 * uc
+        elif c.motion == "bounce":
+            dy = -c.motion_amp * np.abs(np.sin(np.pi * c.motion_hz * tau)) + 0.5 * c.motion_amp
+        elif c.motion == "sink":
+            dy = c.motion_amp * uc
+        elif c.motion == "burst":
+            ph = np.mod(tau, 1.0 / c.motion_hz)
+            ds = ds + c.motion_amp * np.exp(-ph / 0.3)
+        elif c.motion == "orbit":
+            dx = c.motion_amp * np.cos(two_pi * c.motion_hz * tau)
+            dy = c.motion_amp * np.sin(two_pi * c.motion_hz * tau)
+        db = c.flicker_amp * np.sin(two_pi * c.flicker_hz * tau) + c.brightness_ramp * uc
+        if c.flash:
+            db = db + c.flash * np.exp(-np.mod(tau, 1.0 / c.motion_hz) / 0.2)
+        dh = c.hue_amp * np.sin(two_pi * c.hue_hz * tau) + c.hue_drift * uc
+        cx = cx + a * dx
+        cy = cy + a * dy
+        scale = scale * (1.0 + a * ds)
+        bright = bright + a * db
+        hue = hue + a * dh
+    cx = np.clip(cx, 0.08, 0.92) * scene.W
+    cy = np.clip(cy, 0.08, 0.92) * scene.H
+    radius = scene.actor_r * np.clip(scale, 0.25, 3.5)
+    bright = np.clip(bright, 0.3, 1.9)
+    actor = np.einsum("tij,j->ti", _hue_rotation(hue), scene.actor_rgb)
+    actor = np.clip(actor, 0.0, 255.0).astype(np.float32)
+    # distractor path
+    dpos = [scene.dis_centre[i] + sum(scene.dis_amp[i, j] * np.sin(two_pi * scene.dis_hz[i, j] * t + scene.dis_phase[i, j]) for j in range(3)) for i in range(2)]
+    dxp = np.clip(dpos[0], 0.05, 0.95) * scene.W
+    dyp = np.clip(dpos[1], 0.05, 0.95) * scene.H
+
+    out = np.empty((T, scene.H, scene.W, 3), dtype=np.float32)
+    noise_rng = np.random.default_rng(scene.noise_seed)
+    xx, yy = scene.xx[None], scene.yy[None]
+    chunk = 64
+    for s in range(0, T, chunk):
+        e = min(T, s + chunk)
+        d = np.sqrt((xx - cx[s:e, None, None]) ** 2 + (yy - cy[s:e, None, None]) ** 2)
+        m = np.clip(radius[s:e, None, None] - d + 0.5, 0.0, 1.0)[..., None]
+        fr = scene.bg_img[None] * (1.0 - m) + actor[s:e, None, None, :] * m
+        d = np.sqrt((xx - dxp[s:e, None, None]) ** 2 + (yy - dyp[s:e, None, None]) ** 2)
+        m = np.clip(scene.dis_r - d + 0.5, 0.0, 1.0)[..., None]
+        fr = fr * (1.0 - m) + scene.dis_rgb.astype(np.float32) * m
+        fr *= bright[s:e, None, None, None].astype(np.float32)
+        if with_noise and knobs.pixel_noise > 0:
+            fr += noise_rng.standard_normal(fr.shape, dtype=np.float32) * np.float32(knobs.pixel_noise)
+        out[s:e] = fr
+    return out
+
+
+def _match_mean(frames: np.ndarray, target: np.ndarray, iters: int = 4) -> np.ndarray:
+    """Shift each channel so the clipped frames' mean equals ``target``; returns uint8 frames."""
+    shift = target - frames.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    for _ in range(iters):
+        cur = np.clip(frames + shift.astype(np.float32), 0.0, 255.0).reshape(-1, 3).mean(axis=0, dtype=np.float64)
+        err = target - cur
+        if np.max(np.abs(err)) < 0.05:
+            break
+        shift = shift + err
+    return np.clip(np.rint(frames + shift.astype(np.float32)), 0, 255).astype(np.uint8)
+
+
+def _render_audio(scene: _Scene, episodes: Sequence[Episode], sr: int, n: int, knobs: _Knobs) -> np.ndarray:
+    t = np.arange(n) / sr
+    two_pi = 2 * np.pi
+    am = 1.0 + 0.3 * np.sin(two_pi * scene.drone_am_hz * t + scene.drone_phase[0])
+    drone = scene.drone_amp * am * (np.sin(two_pi * scene.drone_hz * t) + 0.3 * np.sin(2 * two_pi * scene.drone_hz * t + scene.drone_phase[1]))
+    nrng = np.random.default_rng(scene.noise_seed + 1)
+    # pinkish background noise (1/sqrt(f) spectrum, band-limited)
+    spec = np.fft.rfft(nrng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    shape = 1.0 / np.sqrt(np.maximum(f, 50.0))
+    shape[f > 0.4 * sr] = 0.0
+    bg = np.fft.irfft(spec * shape, n)
+    bg *= scene.bgnoise_amp / (np.sqrt(np.mean(bg**2)) + 1e-12)
+    sig = drone + bg
+    for onset, length, freq, amp in scene.dis_tones:
+        i0, i1 = int(onset * sr), min(n, int((onset + length) * sr))
+        if i1 <= i0:
+            continue
+        tau = np.arange(i1 - i0) / sr
+        gate = np.clip(tau / 0.01, 0, 1) * np.clip((length - tau) / 0.03, 0, 1)
+        sig[i0:i1] += amp * scene.tone_amp * gate * (np.sin(two_pi * freq * tau) + 0.3 * np.sin(2 * two_pi * freq * tau))
+    for ep in episodes:
+        if ep.aud <= 0:
+            continue
+        c = CUES[ep.cls]
+        i0, i1 = max(0, int(ep.start * sr)), min(n, int(math.ceil(ep.end * sr)))
+        if i1 <= i0:
+            continue
+        tau = np.arange(i1 - i0) / sr + (i0 / sr - ep.start)
+        u = np.clip(tau / (ep.end - ep.start), 0.0, 1.0)
+        env = ep.peak * ep.aud * _tukey(u)
+        tempo = c.tempo + ((c.tempo_end - c.tempo) * u if c.tempo_end is not None else 0.0)
+        bph = np.cumsum(np.broadcast_to(tempo, u.shape)) / sr
+        frac = np.mod(bph, 1.0)
+        gate = np.clip(frac / (0.01 * tempo), 0, 1) * np.clip((c.duty - frac) / (0.03 * tempo), 0, 1)
+        semis = c.pitch + c.glide * np.clip(frac / c.duty, 0, 1) + c.drift * u
+        if c.vibrato_st:
+            semis = semis + c.vibrato_st * np.sin(two_pi * c.vibrato_hz * tau)
+        freq = scene.f0 * 2.0 ** (semis / 12.0)
+        phi = two_pi * np.cumsum(freq) / sr
+        tone = np.zeros_like(phi)
+        for k, w in enumerate(c.harmonics, start=1):
+            if w:
+                tone += w * np.sin(k * phi) * (k * freq < 0.45 * sr)
+        if c.fifth:
+            tone += c.fifth * np.sin(1.5 * phi)
+        tone /= math.sqrt(sum(w * w for w in c.harmonics) + c.fifth**2)
+        sig[i0:i1] += scene.tone_amp * env * gate * tone
+    rms = np.sqrt(np.mean(sig**2)) + 1e-12
+    if knobs.audio_noise > 0:
+        sig = sig + nrng.standard_normal(n) * knobs.audio_noise * rms
+    sig *= scene.target_rms / (np.sqrt(np.mean(sig**2)) + 1e-12)
+    return np.clip(sig, -1.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+def format_srt_time(seconds: float) -> str:
+    ms = int(round(max(0.0, seconds) * 1000))
+    h, ms = divmod(ms, 3600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def _parse_srt_time(text: str) -> float:
+    hms, _, ms = text.strip().replace(".", ",").partition(",")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return h * 3600 + m * 60 + s + int(ms or 0) / 1000.0
+
+
+def write_srt(path: str | os.PathLike, cues: Sequence[tuple[float, float, str]]) -> None:
+    """Write (start_s, end_s, text) cues as an SRT file (atomically)."""
+    lines = []
+    for i, (s, e, text) in enumerate(cues, start=1):
+        lines += [str(i), f"{format_srt_time(s)} --> {format_srt_time(e)}", text, ""]
+    path = os.fspath(path)
+    tmp = path + ".part"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("\n".join(lines))
+    os.replace(tmp, path)
+
+
+def read_srt(path: str | os.PathLike) -> list[tuple[float, float, str]]:
+    """Parse an SRT file into (start_s, end_s, text) cues; raises DatasetError when malformed."""
+    with open(path, encoding="utf-8-sig") as fh:
+        blocks = [b for b in fh.read().replace("\r\n", "\n").split("\n\n") if b.strip()]
+    cues = []
+    for b in blocks:
+        rows = b.strip("\n").split("\n")
+        if len(rows) < 2 or "-->" not in rows[1]:
+            raise DatasetError(f"{path}: malformed SRT block {b[:60]!r}")
+        a, _, z = rows[1].partition("-->")
+        try:
+            cues.append((_parse_srt_time(a), _parse_srt_time(z), "\n".join(rows[2:])))
+        except ValueError:
+            raise DatasetError(f"{path}: bad SRT time line {rows[1]!r}") from None
+    return cues
+
+
+def _emotion_line(rng: np.random.Generator, cls: str) -> str:
+    a, b = rng.choice(LEXICON[cls], size=2, replace=False)
+    text = str(rng.choice(_EMOTION_TEMPLATES)).format(a=a, b=b)
+    return text[0].upper() + text[1:]
+
+
+def _neutral_line(rng: np.random.Generator) -> str:
+    text = str(rng.choice(NEUTRAL_LINES))
+    return text[0].upper() + text[1:] + "."
+
+
+def _make_subtitles(rng: np.random.Generator, duration: float, episodes: Sequence[Episode], classes: Sequence[str], knobs: _Knobs) -> list[tuple[float, float, str]]:
+    cues = []
+    t = rng.uniform(0.0, 0.4)
+    while t < duration - 0.5:
+        e = min(duration, t + rng.uniform(1.0, 2.0))
+        best, best_ov = None, 0.0
+        for ep in episodes:
+            ov = min(e, ep.end) - max(t, ep.start)
+            if ov > best_ov and ep.txt > 0:
+                best, best_ov = ep, ov
+        if best is not None and best_ov >= min(0.3, 0.5 * (e - t)):
+            r = rng.random()
+            others = [c for c in classes if c != best.cls]
+            if rng.random() > best.txt or r < knobs.p_neutral:
+                text = _neutral_line(rng)
+            elif r < knobs.p_neutral + knobs.p_wrong and others:
+                text = _emotion_line(rng, str(rng.choice(others)))
+            else:
+                text = _emotion_line(rng, best.cls)
+        elif rng.random() < knobs.p_stray:
+            text = _emotion_line(rng, str(rng.choice(EMOTIONS)))
+        else:
+            text = _neutral_line(rng)
+        cues.append((round(t, 3), round(e, 3), text))
+        t = e + rng.uniform(0.1, 0.5)
+    return cues
+
+
+# ---------------------------------------------------------------------------------------------
+def _plan_trimmed(rng: np.random.Generator, duration: float, cls: str, classes: Sequence[str], knobs: _Knobs) -> list[Episode]:
+    """Annotated episodes of ``cls`` (+ maybe one unannotated single-modality decoy of another class)."""
+    n_ep = 1 if (knobs.level < 0.25 or duration < 5.0) else int(rng.integers(1, 3))
+    total = knobs.coverage * duration * rng.uniform(0.85, 1.15)
+    lengths = [max(1.2, total / n_ep * rng.uniform(0.8, 1.2)) for _ in range(n_ep)]
+    spans = _place(rng, duration, lengths, gap=0.5, margin=0.3)
+    peaks = knobs.strength * rng.uniform(0.7, 1.0, size=n_ep)
+    seeds = rng.integers(0, 2**63 - 1, size=n_ep + 1)
+    weak = {"vis": 1.0, "aud": 1.0, "txt": 1.0}
+    if rng.random() < knobs.p_weak:
+        weak[str(rng.choice(["vis", "aud", "txt"]))] = 0.3
+    episodes = [Episode(round(s, 3), round(e, 3), cls, float(p), seed=int(sd), **weak) for (s, e), p, sd in zip(spans, peaks, seeds)]
+    # decoy: weak cue of another class, one modality, in the largest neutral gap
+    want_decoy = rng.random() < knobs.p_decoy
+    d_len = rng.uniform(0.8, 1.3)
+    d_mod = str(rng.choice(["vis", "aud"]))
+    d_pos = rng.random()
+    others = [c for c in classes if c != cls]
+    if want_decoy and others:
+        d_cls = str(rng.choice(others))
+        bounds = [0.0] + [x for ep in episodes for x in (ep.start, ep.end)] + [duration]
+        gaps = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
+        g0, g1 = max(gaps, key=lambda g: g[1] - g[0])
+        if g1 - g0 >= d_len + 0.4:
+            s = g0 + 0.2 + d_pos * (g1 - g0 - 0.4 - d_len)
+            mods = {"vis": 0.0, "aud": 0.0, "txt": 0.0, d_mod: 1.0}
+            episodes.append(Episode(round(s, 3), round(s + d_len, 3), d_cls, knobs.decoy_peak * knobs.strength,
+                                    annotated=False, seed=int(seeds[-1]), **mods))
+    return episodes
+
+
+def _plan_untrimmed(rng: np.random.Generator, duration: float, classes: Sequence[str], knobs: _Knobs) -> list[Episode]:
+    n_ep = max(2, int(duration / 12.0) + int(rng.integers(0, 2)))
+    lengths = rng.uniform(2.5, 5.0, size=n_ep)
+    spans = _place(rng, duration, lengths, gap=2.0, margin=1.0)
+    picks = [str(c) for c in rng.choice(list(classes), size=n_ep)]
+    pols = {POLARITY[c] for c in picks}
+    if len(pols) < 2:
+        missing = "negative" if "positive" in pols else "positive"
+        cands = [c for c in classes if POLARITY[c] == missing]
+        if cands:
+            picks[int(rng.integers(0, n_ep))] = str(rng.choice(cands))
+    peaks = knobs.strength * rng.uniform(0.7, 1.0, size=n_ep)
+    seeds = rng.integers(0, 2**63 - 1, size=n_ep)
+    return [Episode(round(s, 3), round(e, 3), c, float(p), seed=int(sd)) for (s, e), c, p, sd in zip(spans, picks, peaks, seeds)]
+
+
+def render_video(
+    seed_parts: Sequence[int],
+    duration_range: tuple[float, float],
+    config: SynthConfig,
+    *,
+    cls: str | None,
+) -> tuple[np.ndarray, np.ndarray, list[Episode], list[tuple[float, float, str]], float]:
+    """Render one video in memory: (frames uint8 (T,H,W,3), audio float32, episodes, subtitle cues, duration).
+
+    ``cls`` None renders an untrimmed video with several episodes of random classes.
+    """
+    knobs = difficulty_knobs(config.noise_level())
+    ss = np.random.SeedSequence([int(x) for x in seed_parts])
+    r_scene, r_plan, r_text = (np.random.default_rng(s) for s in ss.spawn(3))
+    fps = float(config.fps)
+    n_frames = max(2, int(round(r_scene.uniform(*duration_range) * fps)))
+    duration = n_frames / fps
+    W, H = config.size
+    scene = _Scene(r_scene, W, H, duration, knobs)
+    classes = config.class_names()
+    if cls is None:
+        episodes = _plan_untrimmed(r_plan, duration, classes, knobs)
+    else:
+        episodes = _plan_trimmed(r_plan, duration, cls, classes, knobs)
+    t = np.arange(n_frames) / fps
+    raw = _render_frames(scene, episodes, t, knobs, with_noise=True)
+    neutral_mean = np.zeros(3)
+    for s in range(0, n_frames, 128):  # the same scene without any episode sets the mean colour
+        neutral_mean += _render_frames(scene, [], t[s:s + 128], knobs, with_noise=False).reshape(-1, 3).sum(axis=0, dtype=np.float64)
+    neutral_mean /= n_frames * W * H
+    frames = _match_mean(raw, neutral_mean)
+    sr = int(config.sample_rate)
+    audio = _render_audio(scene, episodes, sr, int(round(duration * sr)), knobs)
+    subs = _make_subtitles(r_text, duration, episodes, classes, knobs) if config.subtitles else []
+    return frames, audio, episodes, subs, duration
+
+
+# ---------------------------------------------------------------------------------------------
+def _job_trimmed(job: dict[str, Any]) -> dict[str, Any]:
+    config = SynthConfig.from_dict(job["config"])
+    out = Path(job["out_dir"])
+    frames, audio, episodes, subs, duration = render_video((config.seed, 0, job["index"]), config.duration, config, cls=job["cls"])
+    write_video(out / job["video"], frames, config.fps, audio, config.sample_rate, crf=config.crf)
+    if job.get("subtitles"):
+        write_srt(out / job["subtitles"], subs)
+    entry = {"subset": job["subset"], "annotations": {"label": job["cls"]}, "video": job["video"]}
+    if job.get("subtitles"):
+        entry["subtitles"] = job["subtitles"]
+    entry["episodes"] = [[ep.start, ep.end] for ep in episodes if ep.annotated]
+    entry["duration"] = round(duration, 4)
+    return {"id": job["id"], "entry": entry}
+
+
+def _job_untrimmed(job: dict[str, Any]) -> dict[str, Any]:
+    config = SynthConfig.from_dict(job["config"])
+    out = Path(job["out_dir"])
+    frames, audio, episodes, subs, duration = render_video((config.seed, 1, job["index"]), config.untrimmed_duration, config, cls=None)
+    write_video(out / job["video"], frames, config.fps, audio, config.sample_rate, crf=config.crf)
+    if job.get("subtitles"):
+        write_srt(out / job["subtitles"], subs)
+    prng = np.random.default_rng([config.seed, 2, job["index"]])
+    anns, points = [], []
+    n_frames = frames.shape[0]
+    for ep in episodes:
+        label = "p" if POLARITY[ep.cls] == "positive" else "n"
+        anns.append({"segment": [ep.start, ep.end], "label": label, "emotion": ep.cls})
+        pt = round(float(ep.start + (ep.end - ep.start) * prng.uniform(0.2, 0.8)), 3)
+        points.append([job["id"], label, pt, min(n_frames - 1, int(pt * config.fps)), ep.cls])
+    entry = {"subset": job["subset"], "duration": round(duration, 4), "fps": config.fps, "annotations": anns,
+             "video": job["video"]}
+    if job.get("subtitles"):
+        entry["subtitles"] = job["subtitles"]
+    return {"id": job["id"], "entry": entry, "points": points}
+
+
+def _run_jobs(fn: Callable[[dict], dict], jobs: list[dict], workers: int, progress: Callable[[int, int], None] | None, done0: int, total: int) -> list[dict]:
+    results: list[dict] = []
+    if workers <= 1 or len(jobs) <= 1:
+        for j in jobs:
+            results.append(fn(j))
+            if progress:
+                progress(done0 + len(results), total)
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        for r in pool.map(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+            results.append(r)
+            if progress:
+                progress(done0 + len(results), total)
+    return results
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remove_previous(out: Path, old: dict[str, Any]) -> None:
+    """Remove the files a previous generation listed (and nothing else)."""
+    for entry in (old.get("database") or {}).values():
+        for key in ("video", "subtitles"):
+            p = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(p, str) and not os.path.isabs(p) and ".." not in Path(p).parts:
+                (out / p).unlink(missing_ok=True)
+    gt = out / "untrimmed" / "gt.json"
+    if gt.is_file():
+        try:
+            data = json.loads(gt.read_text(encoding="utf-8"))
+            for entry in (data.get("database") or {}).values():
+                for key in ("video", "subtitles"):
+                    p = entry.get(key) if isinstance(entry, dict) else None
+                    if isinstance(p, str) and not os.path.isabs(p) and ".." not in Path(p).parts:
+                        (out / "untrimmed" / p).unlink(missing_ok=True)
+        except (OSError, ValueError):
+            pass
+
+
+def generate(
+    out_dir: str | os.PathLike,
+    config: SynthConfig | None = None,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write the synthetic set under ``out_dir``; returns the path of ``synth.json``.
+
+    If ``out_dir/synth.json`` already exists and was written with the same config (and its files are
+    present), nothing is regenerated unless ``overwrite``. A different config regenerates the set (the
+    files listed by the old annotation are removed first). The annotation is written last, so an
+    interrupted run never looks complete.
+    """
+    config = config or SynthConfig()
+    config.validate()
+    out = Path(out_dir)
+    ann_path = out / "synth.json"
+    gen_info = {"name": GENERATOR_NAME, "version": GENERATOR_VERSION, "config": config.to_dict()}
+    if ann_path.is_file():
+        try:
+            old = json.loads(ann_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        same = isinstance(old, dict) and old.get("generator") == gen_info
+        complete = same and all((out / e["video"]).is_file() for e in old.get("database", {}).values())
+        if complete and config.untrimmed:
+            complete = (out / "untrimmed" / "gt.json").is_file()
+        if complete and not overwrite:
+            return ann_path
+        if isinstance(old, dict):
+            _remove_previous(out, old)
+        ann_path.unlink(missing_ok=True)
+
+    classes = config.class_names()
+    cfg_dict = config.to_dict()
+    jobs, index = [], 0
+    for subset, n in (("training", config.train_per_class), ("validation", config.val_per_class), ("testing", config.test_per_class)):
+        for c in classes:
+            for _ in range(int(n)):
+                index += 1
+                vid = f"synth_{index:05d}"
+                jobs.append({
+                    "config": cfg_dict, "out_dir": str(out), "index": index, "id": vid, "cls": c, "subset": subset,
+                    "video": f"videos/{c}/{vid}.mp4",
+                    "subtitles": f"subtitles/{c}/{vid}.srt" if config.subtitles else None,
+                })
+    ujobs = []
+    n_u = int(config.untrimmed)
+    n_test = int(round(n_u * config.untrimmed_test_fraction))
+    if n_u >= 2 and config.untrimmed_test_fraction > 0:
+        n_test = min(n_u - 1, max(1, n_test))
+    for i in range(1, n_u + 1):
+        vid = f"synthu_{i:05d}"
+        ujobs.append({
+            "config": cfg_dict, "out_dir": str(out / "untrimmed"), "index": i, "id": vid,
+            "subset": "test" if i > n_u - n_test else "train",
+            "video": f"videos/{vid}.mp4", "subtitles": f"subtitles/{vid}.srt" if config.subtitles else None,
+        })
+    for c in classes:
+        (out / "videos" / c).mkdir(parents=True, exist_ok=True)
+        if config.subtitles:
+            (out / "subtitles" / c).mkdir(parents=True, exist_ok=True)
+    if ujobs:
+        (out / "untrimmed" / "videos").mkdir(parents=True, exist_ok=True)
+        if config.subtitles:
+            (out / "untrimmed" / "subtitles").mkdir(parents=True, exist_ok=True)
+
+    total = len(jobs) + len(ujobs)
+    t0 = time.perf_counter()
+    results = _run_jobs(_job_trimmed, jobs, int(workers), progress, 0, total)
+    uresults = _run_jobs(_job_untrimmed, ujobs, int(workers), progress, len(jobs), total)
+
+    if ujobs:
+        gt = {"version": f"{GENERATOR_NAME} v{GENERATOR_VERSION}", "database": {r["id"]: r["entry"] for r in uresults}}
+        _write_text(out / "untrimmed" / "gt.json", json.dumps(gt, indent=1))
+        rows = ["video_id,class,point_time,point_frame,emotion"]
+        rows += [f"{v},{lab},{pt:.3f},{fr},{emo}" for r in uresults for v, lab, pt, fr, emo in r["points"]]
+        _write_text(out / "untrimmed" / "point_labels.csv", "\n".join(rows) + "\n")
+
+    _write_text(out / "classInd.txt", "".join(f"{i} {c}\n" for i, c in enumerate(classes, start=1)))
+    lists = {"training": "trainlist01.txt", "validation": "vallist01.txt", "testing": "testlist01.txt"}
+    cidx = {c: i for i, c in enumerate(classes, start=1)}
+    for subset, name in lists.items():
+        _write_text(out / name, "".join(f"{j['cls']}/{j['id']} {cidx[j['cls']]}\n" for j in jobs if j["subset"] == subset))
+    gen_info_full = dict(gen_info)
+    ann = {
+        "labels": classes,
+        "database": {r["id"]: r["entry"] for r in results},
+        "polarity": {c: POLARITY[c] for c in classes},
+        "generator": gen_info_full,
+    }
+    _write_text(ann_path, json.dumps(ann, indent=1))
+    _ = time.perf_counter() - t0
+    return ann_path
+
+
+def load_untrimmed_points(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read ``untrimmed/point_labels.csv`` into dicts with typed values."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            {"video_id": r["video_id"], "class": r["class"], "point_time": float(r["point_time"]),
+             "point_frame": int(r["point_frame"]), "emotion": r.get("emotion")}
+            for r in csv.DictReader(fh)
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI helpers (the `affectkit data synth` sub-command is wired in affectkit.cli)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``affectkit data synth`` options to ``parser``."""
+    d = SynthConfig()
+    parser.add_argument("out_dir", nargs="?", default="demo_data", help="output folder (default: demo_data)")
+    parser.add_argument("--num-classes", type=int, default=d.num_classes, help="K classes, 2..8 (default 4)")
+    parser.add_argument("--classes", default=None, help="comma-separated class names (overrides --num-classes)")
+    parser.add_argument("--train-per-class", type=int, default=d.train_per_class)
+    parser.add_argument("--val-per-class", type=int, default=d.val_per_class)
+    parser.add_argument("--test-per-class", type=int, default=d.test_per_class)
+    parser.add_argument("--duration", type=float, nargs=2, default=list(d.duration), metavar=("MIN", "MAX"))
+    parser.add_argument("--fps", type=float, default=d.fps)
+    parser.add_argument("--size", type=int, nargs=2, default=list(d.size), metavar=("W", "H"))
+    parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    parser.add_argument("--difficulty", default=d.difficulty, help="easy | default | hard | noise level in [0, 1]")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--untrimmed", type=int, default=d.untrimmed, help="also write N untrimmed videos")
+    parser.add_argument("--no-subtitles", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace) -> SynthConfig:
+    return SynthConfig(
+        num_classes=args.num_classes,
+        classes=tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None,
+        train_per_class=args.train_per_class, val_per_class=args.val_per_class, test_per_class=args.test_per_class,
+        duration=tuple(args.duration), fps=args.fps, size=tuple(args.size), sample_rate=args.sample_rate,
+        difficulty=args.difficulty, seed=args.seed, untrimmed=args.untrimmed, subtitles=not args.no_subtitles,
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> Path:
+    """Generate from parsed ``add_arguments`` options; prints a one-line summary; returns synth.json."""
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+    path = generate(args.out_dir, config, workers=args.workers, overwrite=args.overwrite)
+    n = len(json.loads(path.read_text(encoding="utf-8"))["database"])
+    print(f"synthetic set: {n} videos, classes {', '.join(config.class_names())}, difficulty {config.difficulty}"
+          f"{f', {config.untrimmed} untrimmed' if config.untrimmed else ''} -> {path} ({time.perf_counter() - t0:.1f} s)")
+    return path

@@ -1,0 +1,35 @@
+import pytest
+
+from affectkit.config import load_config, packaged_configs, Config
+from affectkit.errors import ConfigError
+
+
+def test_shipped_configs_load_and_validate():
+    names = packaged_configs()
+    assert "vaanet/vaanet_synth.yaml" in names and "vaanet/vaanet_ve8.yaml" in names
+    for name in names:
+        cfg = load_config(name)
+        assert isinstance(cfg, Config) and cfg.model.name == "vaanet"
+
+
+def test_base_and_dotted_overrides():
+    cfg = load_config("vaanet/vaanet_ek6.yaml", ["train.epochs=3", "train.lr=1e-3", "model.args.depth=50", "data.subsets={train: a, test: b}"])
+    assert cfg.data.polarity == "ek6" and cfg.train.batch_size == 32  # from the base file
+    assert cfg.train.epochs == 3 and cfg.train.lr == pytest.approx(1e-3)
+    assert cfg.model.args["depth"] == 50 and cfg.data.subsets == {"train": "a", "test": "b"}
+    assert load_config("vaanet_synth").name == "vaanet_synth"
+
+
+def test_bad_configs_give_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key.*epoch"):
+        load_config("vaanet/vaanet_synth.yaml", ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="train.epochs: expected int"):
+        load_config("vaanet/vaanet_synth.yaml", ["train.epochs=three"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config("vaanet/vaanet_synth.yaml", ["train.epochs"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no_such_config.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
