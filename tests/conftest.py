@@ -14,3 +14,27 @@ def shared_data() -> Path:
 
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+# Tiny VAANet on a tiny synthetic set: the model and input sizes every training test uses.
+TINY_OVERRIDES = [
+    "model.args.depth=18", "model.args.width=8", "model.args.audio_width=8", "model.args.audio_segments=4",
+    "input.seq_len=4", "input.snippet_duration=8", "input.sample_size=32",
+    "input.audio.n_fft=512", "input.audio.hop_length=256", "input.audio.num_frames=128",
+    "data.num_workers=0", "train.batch_size=8", "eval.batch_size=16", "output.tensorboard=false",
+]
+
+
+def tiny_overrides(data_json, out_root, *extra):
+    return [f"data.path={data_json}", f"output.root={out_root}"] + TINY_OVERRIDES + list(extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """An easy synthetic set: 4 classes, 12 train / 4 val / 6 test videos per class, 48x48, 12 fps."""
+    from affectkit.data import synth
+
+    out = tmp_path_factory.mktemp("synth_easy")
+    cfg = synth.SynthConfig(num_classes=4, train_per_class=12, val_per_class=4, test_per_class=6,
+                            duration=(3.0, 5.0), size=(48, 48), difficulty="easy", seed=1)
+    return Path(synth.generate(out, cfg))

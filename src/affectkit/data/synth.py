@@ -391,7 +391,8 @@ class _Scene:
         self.W, self.H, self.duration = width, height, duration
         unit = min(width, height)
         # background: base colour + gradient + smooth static texture
-        bg = _hsv_to_rgb(rng.random(), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.7))
+        bg_hue = rng.random()
+        bg = _hsv_to_rgb(bg_hue, rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.7))
         ang = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         grad = ((xx - width / 2) * np.cos(ang) + (yy - height / 2) * np.sin(ang)) / unit
@@ -402,9 +403,10 @@ class _Scene:
         for axis in (0, 1):
             tex = sum(np.roll(tex, s, axis=axis) for s in range(-k, k + 1)) / (2 * k + 1)
         self.bg_img = (bg[None, None, :] + (18.0 * grad + 8.0 * tex)[:, :, None]).astype(np.float32)
-        self.yy, self.xx = yy + 0.5, xx + 0.5
+        self.xs = np.arange(width, dtype=np.float32) + np.float32(0.5)
+        self.ys = np.arange(height, dtype=np.float32) + np.float32(0.5)
         # actor disc
-        hue_a = (rng.random() + rng.uniform(0.25, 0.75)) % 1.0
+        hue_a = (bg_hue + rng.uniform(0.2, 0.8)) % 1.0
         self.actor_rgb = _hsv_to_rgb(hue_a, rng.uniform(0.5, 0.95), rng.uniform(0.55, 0.95))
         self.actor_r = rng.uniform(0.11, 0.17) * unit
         self.path_amp = rng.uniform(0.06, 0.16, size=2)
@@ -509,34 +511,53 @@ def _render_frames(scene: _Scene, episodes: Sequence[Episode], t: np.ndarray, kn
     dyp = np.clip(dpos[1], 0.05, 0.95) * scene.H
 
     out = np.empty((T, scene.H, scene.W, 3), dtype=np.float32)
-    noise_rng = np.random.default_rng(scene.noise_seed)
-    xx, yy = scene.xx[None], scene.yy[None]
-    chunk = 64
+    bank = None
+    if with_noise and knobs.pixel_noise > 0:
+        noise_rng = np.random.default_rng(scene.noise_seed)
+        bank = noise_rng.standard_normal((8, scene.H, scene.W, 3), dtype=np.float32) * np.float32(knobs.pixel_noise)
+        picks = np.stack([noise_rng.integers(0, 8, T), noise_rng.integers(0, scene.H, T), noise_rng.integers(0, scene.W, T),
+                          noise_rng.choice([-1, 1], T)], axis=1).tolist()
+    xs, ys = scene.xs, scene.ys
+    f32 = np.float32
+    cx, cy, dxp, dyp = (v.astype(f32) for v in (cx, cy, dxp, dyp))
+    radius, bright = radius.astype(f32), bright.astype(f32)
+    dis_rgb = scene.dis_rgb.astype(f32)
+    chunk = 32
     for s in range(0, T, chunk):
         e = min(T, s + chunk)
-        d = np.sqrt((xx - cx[s:e, None, None]) ** 2 + (yy - cy[s:e, None, None]) ** 2)
-        m = np.clip(radius[s:e, None, None] - d + 0.5, 0.0, 1.0)[..., None]
-        fr = scene.bg_img[None] * (1.0 - m) + actor[s:e, None, None, :] * m
-        d = np.sqrt((xx - dxp[s:e, None, None]) ** 2 + (yy - dyp[s:e, None, None]) ** 2)
-        m = np.clip(scene.dis_r - d + 0.5, 0.0, 1.0)[..., None]
-        fr = fr * (1.0 - m) + scene.dis_rgb.astype(np.float32) * m
-        fr *= bright[s:e, None, None, None].astype(np.float32)
-        if with_noise and knobs.pixel_noise > 0:
-            fr += noise_rng.standard_normal(fr.shape, dtype=np.float32) * np.float32(knobs.pixel_noise)
+        d = np.sqrt((xs[None, None, :] - cx[s:e, None, None]) ** 2 + (ys[None, :, None] - cy[s:e, None, None]) ** 2)
+        m = np.clip(radius[s:e, None, None] + f32(0.5) - d, f32(0.0), f32(1.0))[..., None]
+        fr = scene.bg_img[None] + (actor[s:e, None, None, :] - scene.bg_img[None]) * m
+        d = np.sqrt((xs[None, None, :] - dxp[s:e, None, None]) ** 2 + (ys[None, :, None] - dyp[s:e, None, None]) ** 2)
+        m = np.clip(f32(scene.dis_r + 0.5) - d, f32(0.0), f32(1.0))[..., None]
+        fr += (dis_rgb - fr) * m
+        fr *= bright[s:e, None, None, None]
+        if bank is not None:  # per frame: a bank frame, randomly rolled and sign-flipped
+            for i in range(e - s):
+                k, oy, ox, sg = picks[s + i]
+                fr[i] += np.roll(bank[k], (oy, ox), axis=(0, 1)) * sg
         out[s:e] = fr
     return out
 
 
+def _channel_mean(frames: np.ndarray) -> np.ndarray:
+    flat = frames.reshape(-1, 3)
+    return np.ones(flat.shape[0], dtype=np.float32) @ flat / np.float64(flat.shape[0])
+
+
 def _match_mean(frames: np.ndarray, target: np.ndarray, iters: int = 4) -> np.ndarray:
-    """Shift each channel so the clipped frames' mean equals ``target``; returns uint8 frames."""
-    shift = target - frames.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    """Shift each channel so the clipped frames' mean equals ``target``; returns uint8 frames (in place)."""
+    frames += (target - _channel_mean(frames)).astype(np.float32)
     for _ in range(iters):
-        cur = np.clip(frames + shift.astype(np.float32), 0.0, 255.0).reshape(-1, 3).mean(axis=0, dtype=np.float64)
-        err = target - cur
-        if np.max(np.abs(err)) < 0.05:
+        clipped = np.clip(frames, 0.0, 255.0)
+        # what clipping adds to the mean (positive where values below 0 were raised)
+        err = _channel_mean(clipped) - target
+        if np.max(np.abs(err)) < 0.02:
             break
-        shift = shift + err
-    return np.clip(np.rint(frames + shift.astype(np.float32)), 0, 255).astype(np.uint8)
+        frames -= err.astype(np.float32)
+    np.clip(frames, 0.0, 255.0, out=frames)
+    np.rint(frames, out=frames)
+    return frames.astype(np.uint8)
 
 
 def _render_audio(scene: _Scene, episodes: Sequence[Episode], sr: int, n: int, knobs: _Knobs) -> np.ndarray:
@@ -546,11 +567,12 @@ def _render_audio(scene: _Scene, episodes: Sequence[Episode], sr: int, n: int, k
     drone = scene.drone_amp * am * (np.sin(two_pi * scene.drone_hz * t) + 0.3 * np.sin(2 * two_pi * scene.drone_hz * t + scene.drone_phase[1]))
     nrng = np.random.default_rng(scene.noise_seed + 1)
     # pinkish background noise (1/sqrt(f) spectrum, band-limited)
-    spec = np.fft.rfft(nrng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr)
+    n_fft = 1 << max(1, (n - 1).bit_length())
+    spec = np.fft.rfft(nrng.standard_normal(n_fft))
+    f = np.fft.rfftfreq(n_fft, 1.0 / sr)
     shape = 1.0 / np.sqrt(np.maximum(f, 50.0))
     shape[f > 0.4 * sr] = 0.0
-    bg = np.fft.irfft(spec * shape, n)
+    bg = np.fft.irfft(spec * shape, n_fft)[:n]
     bg *= scene.bgnoise_amp / (np.sqrt(np.mean(bg**2)) + 1e-12)
     sig = drone + bg
     for onset, length, freq, amp in scene.dis_tones:
@@ -672,7 +694,7 @@ def _make_subtitles(rng: np.random.Generator, duration: float, episodes: Sequenc
             text = _emotion_line(rng, str(rng.choice(EMOTIONS)))
         else:
             text = _neutral_line(rng)
-        cues.append((round(t, 3), round(e, 3), text))
+        cues.append((round(float(t), 3), round(float(e), 3), text))
         t = e + rng.uniform(0.1, 0.5)
     return cues
 
@@ -689,7 +711,7 @@ def _plan_trimmed(rng: np.random.Generator, duration: float, cls: str, classes: 
     weak = {"vis": 1.0, "aud": 1.0, "txt": 1.0}
     if rng.random() < knobs.p_weak:
         weak[str(rng.choice(["vis", "aud", "txt"]))] = 0.3
-    episodes = [Episode(round(s, 3), round(e, 3), cls, float(p), seed=int(sd), **weak) for (s, e), p, sd in zip(spans, peaks, seeds)]
+    episodes = [Episode(round(float(s), 3), round(float(e), 3), cls, float(p), seed=int(sd), **weak) for (s, e), p, sd in zip(spans, peaks, seeds)]
     # decoy: weak cue of another class, one modality, in the largest neutral gap
     want_decoy = rng.random() < knobs.p_decoy
     d_len = rng.uniform(0.8, 1.3)
@@ -704,7 +726,7 @@ def _plan_trimmed(rng: np.random.Generator, duration: float, cls: str, classes: 
         if g1 - g0 >= d_len + 0.4:
             s = g0 + 0.2 + d_pos * (g1 - g0 - 0.4 - d_len)
             mods = {"vis": 0.0, "aud": 0.0, "txt": 0.0, d_mod: 1.0}
-            episodes.append(Episode(round(s, 3), round(s + d_len, 3), d_cls, knobs.decoy_peak * knobs.strength,
+            episodes.append(Episode(round(float(s), 3), round(float(s + d_len), 3), d_cls, float(knobs.decoy_peak * knobs.strength),
                                     annotated=False, seed=int(seeds[-1]), **mods))
     return episodes
 
@@ -722,7 +744,7 @@ def _plan_untrimmed(rng: np.random.Generator, duration: float, classes: Sequence
             picks[int(rng.integers(0, n_ep))] = str(rng.choice(cands))
     peaks = knobs.strength * rng.uniform(0.7, 1.0, size=n_ep)
     seeds = rng.integers(0, 2**63 - 1, size=n_ep)
-    return [Episode(round(s, 3), round(e, 3), c, float(p), seed=int(sd)) for (s, e), c, p, sd in zip(spans, picks, peaks, seeds)]
+    return [Episode(round(float(s), 3), round(float(e), 3), c, float(p), seed=int(sd)) for (s, e), c, p, sd in zip(spans, picks, peaks, seeds)]
 
 
 def render_video(
@@ -751,10 +773,12 @@ def render_video(
         episodes = _plan_trimmed(r_plan, duration, cls, classes, knobs)
     t = np.arange(n_frames) / fps
     raw = _render_frames(scene, episodes, t, knobs, with_noise=True)
+    # the mean colour is set by the same scene without any episode (every 3rd frame is plenty)
     neutral_mean = np.zeros(3)
-    for s in range(0, n_frames, 128):  # the same scene without any episode sets the mean colour
-        neutral_mean += _render_frames(scene, [], t[s:s + 128], knobs, with_noise=False).reshape(-1, 3).sum(axis=0, dtype=np.float64)
-    neutral_mean /= n_frames * W * H
+    sub = t[::3]
+    for s in range(0, len(sub), 64):
+        neutral_mean += _channel_mean(_render_frames(scene, [], sub[s:s + 64], knobs, with_noise=False)) * len(sub[s:s + 64])
+    neutral_mean /= len(sub)
     frames = _match_mean(raw, neutral_mean)
     sr = int(config.sample_rate)
     audio = _render_audio(scene, episodes, sr, int(round(duration * sr)), knobs)

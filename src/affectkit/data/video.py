@@ -31,16 +31,15 @@ truncated or corrupt returns what decodes, clamped to the last good frame, and r
 """
 from __future__ import annotations
 
-import bisect
 import math
 import os
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from affectkit.errors import MediaError
 
@@ -164,8 +163,9 @@ class VideoReader:
         self._end: int | None = None  # index of the last frame that decodes, once known
         self._last_good: tuple[int, av.VideoFrame] | None = None
         self._error: BaseException | None = None
-        self._open()
+        self._reformatter: VideoReformatter | None = None
         try:
+            self._open()
             self.info = self._probe()
         except BaseException:
             self.close()
@@ -225,6 +225,7 @@ class VideoReader:
         if num_frames <= 0:
             num_frames = self._count_packets()
             self._open()  # back to the start (some demuxers cannot seek)
+            container, stream = self._container, self._stream  # the old ones are closed
 
         # one frame must decode; it also gives the true picture size
         first = self._peek()
@@ -477,10 +478,20 @@ class VideoReader:
             fidx, frame = got[want]
             arr = arrays.get(fidx)
             if arr is None:
-                arr = frame.to_ndarray(format="rgb24", width=out_w, height=out_h)
+                arr = self._to_rgb(frame, out_w, out_h)
                 arrays[fidx] = arr
             out[i] = arr
         return out
+
+    def _to_rgb(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+        """Convert (and resize) inside FFmpeg. The reformatter is kept: building a new scaler for
+        every frame costs more than the conversion itself. One scaler thread: decode threads and
+        data-loader workers already use the cores."""
+        if self._reformatter is None:
+            self._reformatter = VideoReformatter()
+        out = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                         threads=1)
+        return out.to_ndarray()
 
     def close(self) -> None:
         """Release the file. Idempotent."""
@@ -488,6 +499,7 @@ class VideoReader:
             self._container.close()
             self._container = None
         self._it = self._cur = self._ahead = None
+        self._stream = None  # belongs to the closed container: never touch it again
         self._last_good = None
 
     def __enter__(self) -> "VideoReader":

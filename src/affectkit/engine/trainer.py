@@ -238,7 +238,7 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     global_step += 1
                 bs = len(batch["label"])
-                loss_sum += float(loss) * bs
+                loss_sum += float(loss.detach()) * bs
                 seen += bs
                 correct += int((out.logits.argmax(-1) == batch["label"]).sum())
             if accum % cfg.train.grad_accum:  # flush a partial accumulation at the end of the epoch

@@ -20,7 +20,6 @@ ResNet (:mod:`affectkit.models.blocks.resnet2d`).
 """
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 from collections.abc import Iterable, Mapping
@@ -44,8 +43,6 @@ __all__ = [
     "load_matching_weights",
     "read_state_dict",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""The trainer end to end on tiny synthetic data: learning, checkpoints, resume, evaluate, predict."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from affectkit import evaluate, load_model, predict, train
+from affectkit.engine.checkpoint import CONFIG, META, WEIGHTS
+
+from ..conftest import tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_synth, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    result = train("vaanet/vaanet_synth.yaml", tiny_overrides(tiny_synth, root, "train.epochs=8", "train.lr=3e-3",
+                                                              "output.run_name=tiny", "train.seed=0"))
+    return result
+
+
+def test_small_vaanet_learns_the_synthetic_set(trained):
+    # Chance is 1/4; learning means at least twice chance on held-out test videos.
+    metrics = evaluate(trained.best_dir, split="test")
+    assert metrics["num_samples"] == 24
+    assert metrics["accuracy"] >= 0.5, metrics
+    out = Path(metrics["out_dir"])
+    assert (out / "metrics.json").is_file() and (out / "confusion_matrix.png").is_file()
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 24
+
+
+def test_run_folder_layout_and_checkpoint_format(trained, tiny_synth):
+    run = trained.run_dir
+    for sub in ("best", "last"):
+        assert {WEIGHTS, CONFIG, META} <= {p.name for p in (run / sub).iterdir()}
+    assert (run / "last" / "trainer_state.pt").is_file()
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == list(range(1, 9))
+    assert all("val_accuracy" in r and "train_loss" in r for r in lines)
+    meta = json.loads((run / "best" / META).read_text())
+    assert meta["split"] == "val" and meta["epoch"] == trained.best_epoch
+    assert not list(run.glob(".*tmp*")), "no temporary checkpoint folders left behind"
+    model = load_model(run / "best")
+    assert model.affectkit_config["classes"] == json.loads(Path(tiny_synth).read_text())["labels"]
+    assert model.affectkit_config["model"]["args"]["seq_len"] == 4  # everything to rebuild the model
+    sd = model.state_dict()
+    model2 = load_model(run)  # a run folder resolves to its best checkpoint
+    assert all(torch.equal(sd[k], v) for k, v in model2.state_dict().items())
+
+
+def test_predict_gives_label_probabilities_and_timeline(trained, tiny_synth, tmp_path):
+    db = json.loads(Path(tiny_synth).read_text())["database"]
+    vid = next(v for v in db.values() if v["subset"] == "testing")
+    res = predict(Path(tiny_synth).parent / vid["video"], checkpoint=trained.best_dir)
+    assert res["label"] in res["probabilities"]
+    assert sum(res["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert len(res["timeline"]) == 4
+    spans = [(s["start"], s["end"]) for s in res["timeline"]]
+    assert all(0 <= a < b <= res["duration"] + 0.2 for a, b in spans) and spans == sorted(spans)
+    assert all(s["attention"] >= 0 for s in res["timeline"])  # VAANet's temporal attention is a ReLU
+
+
+def _run_cli(args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "affectkit", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_killed_training_resumes_and_finishes(tiny_synth, tmp_path):
+    args = ["train", "vaanet/vaanet_synth.yaml", *sum((["-o", o] for o in tiny_overrides(
+        tiny_synth, tmp_path, "train.epochs=5", "output.run_name=killme", "train.max_steps_per_epoch=3")), [])]
+    proc = _run_cli(args)
+    meta = tmp_path / "killme" / "last" / META
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if meta.is_file() and json.loads(meta.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be interrupted: " + proc.stdout.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(meta.read_text())["epoch"]
+    assert 1 <= done < 5
+    proc = _run_cli(["train", "--resume", str(tmp_path / "killme")])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "killme" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4, 5]
+    assert json.loads(meta.read_text())["epoch"] == 5
+
+
+def test_torchrun_two_processes_keep_weights_in_sync(tiny_synth, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "0",
+           "-m", "affectkit", "train", "vaanet/vaanet_synth.yaml"]
+    for o in tiny_overrides(tiny_synth, tmp_path, "train.epochs=1", "train.max_steps_per_epoch=3", "output.run_name=ddp"):
+        cmd += ["-o", o]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "ddp"
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert len(summary["rank_weight_digests"]) == 2 and summary["ranks_in_sync"] is True
+    # only rank 0 writes: one run folder, one best and one last checkpoint, nothing else
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["best", "last"]
+    assert json.loads((run / "last" / META).read_text())["world_size"] == 2
