@@ -287,7 +287,8 @@ def test_truncated_mkv_returns_what_decodes(long_video, tmp_path):
 
 def test_corrupt_bytes_mid_stream(long_video, tmp_path):
     path = remux(long_video, tmp_path / "corrupt.mkv", "matroska")
-    data = bytearray(path and open(path, "rb").read())
+    with open(path, "rb") as fh:
+        data = bytearray(fh.read())
     rng = np.random.default_rng(0)
     mid = len(data) // 3
     data[mid:mid + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()

@@ -110,3 +110,22 @@ def test_torchrun_two_processes_keep_weights_in_sync(tiny_synth, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["best", "last"]
     assert json.loads((run / "last" / META).read_text())["world_size"] == 2
+
+
+def test_cached_trunk_features_train_the_heads_only(tiny_synth, tmp_path):
+    from affectkit import create_model
+    from affectkit.engine.checkpoint import load_state
+
+    result = train("vaanet/vaanet_synth.yaml", tiny_overrides(
+        tiny_synth, tmp_path, "model.args.frozen_trunk=true", "train.cache_trunk_features=true",
+        "train.epochs=2", "output.run_name=cached", "train.seed=3"))
+    lines = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_samples"] for r in lines] == [48, 48]
+    state = load_state(result.run_dir / "last")
+    torch.manual_seed(3)
+    init = create_model("vaanet", **json.loads((result.run_dir / "last" / CONFIG).read_text())["model"]["args"]).state_dict()
+    trunk = [k for k in state if k.startswith("trunk.")]
+    heads = [k for k in state if k.startswith("classifier.")]
+    assert trunk and heads
+    assert all(torch.equal(state[k], init[k]) for k in trunk), "the frozen trunk (and its BN statistics) must not change"
+    assert not all(torch.equal(state[k], init[k]) for k in heads)

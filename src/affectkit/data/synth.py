@@ -510,39 +510,42 @@ def _render_frames(scene: _Scene, episodes: Sequence[Episode], t: np.ndarray, kn
     dxp = np.clip(dpos[0], 0.05, 0.95) * scene.W
     dyp = np.clip(dpos[1], 0.05, 0.95) * scene.H
 
-    out = np.empty((T, scene.H, scene.W, 3), dtype=np.float32)
     bank = None
     if with_noise and knobs.pixel_noise > 0:
         noise_rng = np.random.default_rng(scene.noise_seed)
         bank = noise_rng.standard_normal((8, scene.H, scene.W, 3), dtype=np.float32) * np.float32(knobs.pixel_noise)
+        bank = np.tile(bank, (1, 2, 2, 1))  # a window of the 2x2 tiling is a circular shift
         picks = np.stack([noise_rng.integers(0, 8, T), noise_rng.integers(0, scene.H, T), noise_rng.integers(0, scene.W, T),
                           noise_rng.choice([-1, 1], T)], axis=1).tolist()
-    xs, ys = scene.xs, scene.ys
     f32 = np.float32
-    cx, cy, dxp, dyp = (v.astype(f32) for v in (cx, cy, dxp, dyp))
-    radius, bright = radius.astype(f32), bright.astype(f32)
-    dis_rgb = scene.dis_rgb.astype(f32)
-    chunk = 32
-    for s in range(0, T, chunk):
-        e = min(T, s + chunk)
-        d = np.sqrt((xs[None, None, :] - cx[s:e, None, None]) ** 2 + (ys[None, :, None] - cy[s:e, None, None]) ** 2)
-        m = np.clip(radius[s:e, None, None] + f32(0.5) - d, f32(0.0), f32(1.0))[..., None]
-        fr = scene.bg_img[None] + (actor[s:e, None, None, :] - scene.bg_img[None]) * m
-        d = np.sqrt((xs[None, None, :] - dxp[s:e, None, None]) ** 2 + (ys[None, :, None] - dyp[s:e, None, None]) ** 2)
-        m = np.clip(f32(scene.dis_r + 0.5) - d, f32(0.0), f32(1.0))[..., None]
-        fr += (dis_rgb - fr) * m
-        fr *= bright[s:e, None, None, None]
-        if bank is not None:  # per frame: a bank frame, randomly rolled and sign-flipped
-            for i in range(e - s):
-                k, oy, ox, sg = picks[s + i]
-                fr[i] += np.roll(bank[k], (oy, ox), axis=(0, 1)) * sg
-        out[s:e] = fr
+    bright = bright.astype(f32)
+    out = scene.bg_img[None] * bright[:, None, None, None]
+    xs, ys, W, H = scene.xs, scene.ys, scene.W, scene.H
+    discs = ((cx, cy, radius, actor), (dxp, dyp, np.full(T, scene.dis_r), np.broadcast_to(scene.dis_rgb, (T, 3))))
+    for i in range(T):
+        fr = out[i]
+        for px_, py_, r_, col_ in discs:
+            px, py, r = float(px_[i]), float(py_[i]), float(r_[i])
+            x0, x1 = max(0, int(px - r - 1)), min(W, int(px + r + 2))
+            y0, y1 = max(0, int(py - r - 1)), min(H, int(py + r + 2))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            d = np.sqrt((xs[None, x0:x1] - f32(px)) ** 2 + (ys[y0:y1, None] - f32(py)) ** 2)
+            m = np.clip(f32(r + 0.5) - d, f32(0.0), f32(1.0))[..., None]
+            reg = fr[y0:y1, x0:x1]
+            reg += ((col_[i] * bright[i]).astype(f32) - reg) * m
+        if bank is not None:  # a bank frame, randomly shifted and sign-flipped
+            k, oy, ox, sg = picks[i]
+            if sg > 0:
+                fr += bank[k, oy:oy + H, ox:ox + W]
+            else:
+                fr -= bank[k, oy:oy + H, ox:ox + W]
     return out
 
 
 def _channel_mean(frames: np.ndarray) -> np.ndarray:
     flat = frames.reshape(-1, 3)
-    return np.ones(flat.shape[0], dtype=np.float32) @ flat / np.float64(flat.shape[0])
+    return np.array([float(flat[:, c].sum(dtype=np.float64)) for c in range(3)]) / flat.shape[0]
 
 
 def _match_mean(frames: np.ndarray, target: np.ndarray, iters: int = 4) -> np.ndarray:
@@ -600,13 +603,14 @@ def _render_audio(scene: _Scene, episodes: Sequence[Episode], sr: int, n: int, k
         if c.vibrato_st:
             semis = semis + c.vibrato_st * np.sin(two_pi * c.vibrato_hz * tau)
         freq = scene.f0 * 2.0 ** (semis / 12.0)
-        phi = two_pi * np.cumsum(freq) / sr
-        tone = np.zeros_like(phi)
+        cyc = np.cumsum(freq) / sr  # phase in cycles; kept in [0, 2) so float32 sines stay exact enough
+        phi = (two_pi * np.mod(cyc, 2.0)).astype(np.float32)
+        tone = np.zeros(len(phi), dtype=np.float32)
         for k, w in enumerate(c.harmonics, start=1):
             if w:
-                tone += w * np.sin(k * phi) * (k * freq < 0.45 * sr)
+                tone += np.float32(w) * np.sin(np.float32(k) * phi) * (k * freq < 0.45 * sr)
         if c.fifth:
-            tone += c.fifth * np.sin(1.5 * phi)
+            tone += np.float32(c.fifth) * np.sin(np.float32(1.5) * phi)
         tone /= math.sqrt(sum(w * w for w in c.harmonics) + c.fifth**2)
         sig[i0:i1] += scene.tone_amp * env * gate * tone
     rms = np.sqrt(np.mean(sig**2)) + 1e-12
@@ -773,9 +777,9 @@ def render_video(
         episodes = _plan_trimmed(r_plan, duration, cls, classes, knobs)
     t = np.arange(n_frames) / fps
     raw = _render_frames(scene, episodes, t, knobs, with_noise=True)
-    # the mean colour is set by the same scene without any episode (every 3rd frame is plenty)
+    # the mean colour is set by the same scene without any episode (every 4th frame is plenty)
     neutral_mean = np.zeros(3)
-    sub = t[::3]
+    sub = t[::4]
     for s in range(0, len(sub), 64):
         neutral_mean += _channel_mean(_render_frames(scene, [], sub[s:s + 64], knobs, with_noise=False)) * len(sub[s:s + 64])
     neutral_mean /= len(sub)

@@ -17,20 +17,23 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import __version__
-from ..config import Config, config_from_dict, load_config
+from ..config import Config, apply_overrides, config_from_dict, load_config
 from ..data.clips import collate_skip_none
 from ..data.datasets import build_index
 from ..errors import AffectkitError, CheckpointError, ConfigError
 from ..registry import create_model
 from . import distributed as ddp
 from .checkpoint import TRAINER_STATE, load_state, read_checkpoint_config, save_checkpoint
+from .feature_cache import TrunkFeatureCache
 from .evaluate import autocast, progress, run_evaluation, to_device
 from .tasks import build_task
 
 log = logging.getLogger(__name__)
+RUN_CONFIG = "config.yaml"  # the run's resolved config (resume reads it)
 
 
 @dataclass
@@ -150,7 +153,9 @@ class Trainer:
         for what, why in index.problems:
             log.warning("dataset: skipping %s: %s", what, why)
         task = build_task(cfg, index.classes, index.polarity)
-        train_set = task.dataset(index, "train", train=True)
+        cache_features = cfg.train.cache_trunk_features
+        # a cache of trunk outputs is only valid when the input never changes: no augmentation
+        train_set = task.dataset(index, "train", train=not cache_features)
         if len(train_set) == 0:
             raise AffectkitError(f"{cfg.data.path}: the train split is empty (subsets map: {cfg.data.subsets})")
         val_set = task.dataset(index, "val", train=False) if index.split("val") else None
@@ -192,8 +197,8 @@ class Trainer:
                 with open(self.run_dir / "metrics.jsonl", "w", encoding="utf-8") as fh:
                     fh.writelines(json.dumps(r) + "\n" for r in history)
         if dist.is_main:
-            with open(self.run_dir / "config.json", "w", encoding="utf-8") as fh:
-                json.dump(ckpt_config["config"], fh, indent=2)
+            with open(self.run_dir / RUN_CONFIG, "w", encoding="utf-8") as fh:
+                yaml.safe_dump(ckpt_config["config"], fh, sort_keys=False)
             if problems:
                 with open(self.run_dir / "skipped.jsonl", "w", encoding="utf-8") as fh:
                     for p in problems:
@@ -205,6 +210,14 @@ class Trainer:
             train_model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         loader = self._loader(train_set, shuffle=True, batch_size=cfg.train.batch_size)
+        cache = None
+        if cache_features:
+            if dist.is_main:
+                log.warning("train.cache_trunk_features: training on fixed centre snippets without augmentation, trunk in eval mode")
+            cache = TrunkFeatureCache(model, self._loader(train_set, shuffle=False, batch_size=cfg.train.batch_size), self.device)
+            cache.build(main=dist.is_main)
+            cache_gen = torch.Generator()
+            cache_gen.manual_seed(cfg.train.seed + 1000 * dist.rank)
         meta_base = {"affectkit_version": __version__, "torch_version": torch.__version__,
                      "data": {"source": index.source, "train": len(train_set), "val": len(val_set) if val_set else 0},
                      "seed": cfg.train.seed, "world_size": dist.world_size}
@@ -217,7 +230,13 @@ class Trainer:
             t0, loss_sum, seen, correct = time.time(), 0.0, 0, 0
             optimizer.zero_grad(set_to_none=True)
             accum = 0
-            for step, batch in enumerate(progress(loader, f"epoch {epoch + 1}/{cfg.train.epochs}", dist.is_main, total=batches)):
+            if cache is not None:
+                model.trunk.eval()
+                cache_gen.manual_seed(cfg.train.seed + 1000 * dist.rank + epoch)
+                batch_iter = cache.batches(cfg.train.batch_size, cache_gen)
+            else:
+                batch_iter = loader
+            for step, batch in enumerate(progress(batch_iter, f"epoch {epoch + 1}/{cfg.train.epochs}", dist.is_main, total=batches)):
                 if cfg.train.max_steps_per_epoch and step >= cfg.train.max_steps_per_epoch:
                     break
                 if batch is None:
@@ -325,12 +344,10 @@ def train(config: Config | str | os.PathLike | None = None, overrides: list[str]
     """
     if resume is not None:
         run_dir = Path(resume)
-        cfg_file = run_dir / "config.json"
+        cfg_file = run_dir / RUN_CONFIG
         if not cfg_file.is_file():
-            raise CheckpointError(f"{run_dir}: not a run folder to resume (no config.json)")
-        from ..config import apply_overrides
-
-        data = apply_overrides(json.loads(cfg_file.read_text(encoding="utf-8")), overrides)
+            raise CheckpointError(f"{run_dir}: not a run folder to resume (no {RUN_CONFIG})")
+        data = apply_overrides(yaml.safe_load(cfg_file.read_text(encoding="utf-8")), overrides)
         cfg = config_from_dict(data, where=str(cfg_file))
         return Trainer(cfg, run_dir=run_dir, resume=(run_dir / "last" / TRAINER_STATE).is_file()).fit()
     if config is None:
