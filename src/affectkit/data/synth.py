@@ -83,9 +83,9 @@ Untrimmed videos (``untrimmed > 0``): 30-60 s, several episodes (2.5-5 s, at lea
 negative-polarity class each, >= 2 s of neutral background between), no decoys; gt.json segments are the
 episodes with "label" "p"/"n" (and the emotion under "emotion"); subsets "train"/"test".
 
-Determinism: each video uses RNG streams derived from ``(seed, kind, index)`` only, and single-stream
-encoding settings are fixed, so the same config gives identical decoded content (in practice identical
-bytes) regardless of ``workers``.
+Determinism: each video uses RNG streams derived from ``(seed, kind, index)`` only, and the mp4 writer here
+runs x264 single-threaded with mb-tree off (see ``_write_mp4``), so the same config gives byte-identical
+files (hence identical decoded frames and audio) regardless of ``workers``.
 """
 from __future__ import annotations
 
@@ -94,7 +94,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -103,7 +102,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .media_writer import write_video
 
 GENERATOR_NAME = "affectkit.data.synth"
 GENERATOR_VERSION = 1
@@ -543,18 +541,24 @@ def _render_frames(scene: _Scene, episodes: Sequence[Episode], t: np.ndarray, kn
     return out
 
 
-def _channel_mean(frames: np.ndarray) -> np.ndarray:
+def _channel_mean(frames: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Per-channel mean of (..., 3) frames, optionally of the frames clipped to [lo, hi] (chunked, no full copy)."""
     flat = frames.reshape(-1, 3)
-    return np.array([float(flat[:, c].sum(dtype=np.float64)) for c in range(3)]) / flat.shape[0]
+    total = np.zeros(3)
+    step = 1 << 18
+    for s in range(0, flat.shape[0], step):
+        part = flat[s:s + step]
+        if lo is not None:
+            part = np.clip(part, lo, hi)
+        total += [part[:, c].sum(dtype=np.float64) for c in range(3)]
+    return total / flat.shape[0]
 
 
 def _match_mean(frames: np.ndarray, target: np.ndarray, iters: int = 4) -> np.ndarray:
-    """Shift each channel so the clipped frames' mean equals ``target``; returns uint8 frames (in place)."""
+    """Shift each channel so the clipped frames' mean equals ``target``; returns uint8 frames (works in place)."""
     frames += (target - _channel_mean(frames)).astype(np.float32)
     for _ in range(iters):
-        clipped = np.clip(frames, 0.0, 255.0)
-        # what clipping adds to the mean (positive where values below 0 were raised)
-        err = _channel_mean(clipped) - target
+        err = _channel_mean(frames, 0.0, 255.0) - target  # what clipping changes
         if np.max(np.abs(err)) < 0.02:
             break
         frames -= err.astype(np.float32)
@@ -676,30 +680,45 @@ def _neutral_line(rng: np.random.Generator) -> str:
 
 
 def _make_subtitles(rng: np.random.Generator, duration: float, episodes: Sequence[Episode], classes: Sequence[str], knobs: _Knobs) -> list[tuple[float, float, str]]:
-    cues = []
+    """Lines every 1-2 s. A line is an episode line if it overlaps an episode by >= 40% of its length or
+    covers >= 80% of the episode, and each episode gets at least its most-overlapping line."""
+    spans = []
     t = rng.uniform(0.0, 0.4)
     while t < duration - 0.5:
         e = min(duration, t + rng.uniform(1.0, 2.0))
+        spans.append((t, e))
+        t = e + rng.uniform(0.1, 0.5)
+    texted = [ep for ep in episodes if ep.txt > 0]
+    owner: list[Episode | None] = [None] * len(spans)
+    for i, (t, e) in enumerate(spans):
         best, best_ov = None, 0.0
-        for ep in episodes:
+        for ep in texted:
             ov = min(e, ep.end) - max(t, ep.start)
-            if ov > best_ov and ep.txt > 0:
+            if ov > best_ov:
                 best, best_ov = ep, ov
-        if best is not None and best_ov >= min(0.3, 0.5 * (e - t)):
+        if best is not None and (best_ov >= 0.4 * (e - t) or best_ov >= 0.8 * (best.end - best.start)):
+            owner[i] = best
+    for ep in texted:
+        if not any(o is ep for o in owner):
+            ovs = [min(e, ep.end) - max(t, ep.start) for t, e in spans]
+            if ovs and max(ovs) > 0:
+                owner[int(np.argmax(ovs))] = ep
+    cues = []
+    for (t, e), ep in zip(spans, owner):
+        if ep is not None:
             r = rng.random()
-            others = [c for c in classes if c != best.cls]
-            if rng.random() > best.txt or r < knobs.p_neutral:
+            others = [c for c in classes if c != ep.cls]
+            if rng.random() > ep.txt or r < knobs.p_neutral:
                 text = _neutral_line(rng)
             elif r < knobs.p_neutral + knobs.p_wrong and others:
                 text = _emotion_line(rng, str(rng.choice(others)))
             else:
-                text = _emotion_line(rng, best.cls)
+                text = _emotion_line(rng, ep.cls)
         elif rng.random() < knobs.p_stray:
             text = _emotion_line(rng, str(rng.choice(EMOTIONS)))
         else:
             text = _neutral_line(rng)
         cues.append((round(float(t), 3), round(float(e), 3), text))
-        t = e + rng.uniform(0.1, 0.5)
     return cues
 
 
@@ -791,18 +810,58 @@ def render_video(
 
 
 # ---------------------------------------------------------------------------------------------
+def _write_mp4(path: Path, frames: np.ndarray, fps: float, audio: np.ndarray, sample_rate: int, crf: int) -> None:
+    """H.264 + AAC mp4 written to ``path.part`` and renamed; reproducible byte for byte.
+
+    Same stream settings as :func:`affectkit.data.media_writer.write_video` except for x264's macroblock
+    tree (``mbtree=0``) and one thread: with mb-tree on, these small frames make x264 encode the first GOP
+    differently from run to run (measured: 5-7 distinct outputs in 10 runs of the same frames), which would
+    break the seed -> identical-content guarantee. For such tiny frames one thread is no slower.
+    """
+    from fractions import Fraction
+
+    import av
+
+    t, h, w, _ = frames.shape
+    tmp = Path(str(path) + ".part")
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        vstream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
+        vstream.codec_context.thread_count = 1
+        vstream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, int(round(fps)))), "threads": "1",
+                           "x264-params": "mbtree=0"}
+        astream = container.add_stream("aac", rate=sample_rate)
+        astream.layout = "mono"
+        for frame in frames:
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        samples = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+        for start in range(0, len(samples), 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[None, start:start + 1024]), format="fltp", layout="mono")
+            af.sample_rate = sample_rate
+            af.pts = start
+            for packet in astream.encode(af):
+                container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
 def _job_trimmed(job: dict[str, Any]) -> dict[str, Any]:
     config = SynthConfig.from_dict(job["config"])
     out = Path(job["out_dir"])
     frames, audio, episodes, subs, duration = render_video((config.seed, 0, job["index"]), config.duration, config, cls=job["cls"])
-    write_video(out / job["video"], frames, config.fps, audio, config.sample_rate, crf=config.crf)
+    _write_mp4(out / job["video"], frames, config.fps, audio, config.sample_rate, config.crf)
     if job.get("subtitles"):
         write_srt(out / job["subtitles"], subs)
     entry = {"subset": job["subset"], "annotations": {"label": job["cls"]}, "video": job["video"]}
     if job.get("subtitles"):
         entry["subtitles"] = job["subtitles"]
     entry["episodes"] = [[ep.start, ep.end] for ep in episodes if ep.annotated]
-    entry["duration"] = round(duration, 4)
+    entry["duration"] = round(duration, 6)
+    entry["num_frames"] = int(frames.shape[0])
     return {"id": job["id"], "entry": entry}
 
 
@@ -810,7 +869,7 @@ def _job_untrimmed(job: dict[str, Any]) -> dict[str, Any]:
     config = SynthConfig.from_dict(job["config"])
     out = Path(job["out_dir"])
     frames, audio, episodes, subs, duration = render_video((config.seed, 1, job["index"]), config.untrimmed_duration, config, cls=None)
-    write_video(out / job["video"], frames, config.fps, audio, config.sample_rate, crf=config.crf)
+    _write_mp4(out / job["video"], frames, config.fps, audio, config.sample_rate, config.crf)
     if job.get("subtitles"):
         write_srt(out / job["subtitles"], subs)
     prng = np.random.default_rng([config.seed, 2, job["index"]])
@@ -821,7 +880,7 @@ def _job_untrimmed(job: dict[str, Any]) -> dict[str, Any]:
         anns.append({"segment": [ep.start, ep.end], "label": label, "emotion": ep.cls})
         pt = round(float(ep.start + (ep.end - ep.start) * prng.uniform(0.2, 0.8)), 3)
         points.append([job["id"], label, pt, min(n_frames - 1, int(pt * config.fps)), ep.cls])
-    entry = {"subset": job["subset"], "duration": round(duration, 4), "fps": config.fps, "annotations": anns,
+    entry = {"subset": job["subset"], "duration": round(duration, 6), "fps": config.fps, "num_frames": n_frames, "annotations": anns,
              "video": job["video"]}
     if job.get("subtitles"):
         entry["subtitles"] = job["subtitles"]
@@ -853,12 +912,18 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _is_ours(rel: str) -> bool:
+    parts = Path(rel).parts
+    return (not os.path.isabs(rel) and ".." not in parts and len(parts) >= 2 and parts[0] in ("videos", "subtitles")
+            and rel.endswith((".mp4", ".srt")))
+
+
 def _remove_previous(out: Path, old: dict[str, Any]) -> None:
     """Remove the files a previous generation listed (and nothing else)."""
     for entry in (old.get("database") or {}).values():
         for key in ("video", "subtitles"):
             p = entry.get(key) if isinstance(entry, dict) else None
-            if isinstance(p, str) and not os.path.isabs(p) and ".." not in Path(p).parts:
+            if isinstance(p, str) and _is_ours(p):
                 (out / p).unlink(missing_ok=True)
     gt = out / "untrimmed" / "gt.json"
     if gt.is_file():
@@ -867,9 +932,19 @@ def _remove_previous(out: Path, old: dict[str, Any]) -> None:
             for entry in (data.get("database") or {}).values():
                 for key in ("video", "subtitles"):
                     p = entry.get(key) if isinstance(entry, dict) else None
-                    if isinstance(p, str) and not os.path.isabs(p) and ".." not in Path(p).parts:
+                    if isinstance(p, str) and _is_ours(p):
                         (out / "untrimmed" / p).unlink(missing_ok=True)
         except (OSError, ValueError):
+            pass
+        for name in ("gt.json", "point_labels.csv"):
+            (out / "untrimmed" / name).unlink(missing_ok=True)
+    # drop the folders this left empty (only ours: class folders and the untrimmed tree)
+    dirs = [d for top in ("videos", "subtitles") if (out / top).is_dir() for d in (out / top).iterdir() if d.is_dir()]
+    dirs += [out / "untrimmed" / "videos", out / "untrimmed" / "subtitles", out / "untrimmed"]
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
             pass
 
 
@@ -904,8 +979,10 @@ def generate(
             complete = (out / "untrimmed" / "gt.json").is_file()
         if complete and not overwrite:
             return ann_path
-        if isinstance(old, dict):
-            _remove_previous(out, old)
+        ours = isinstance(old, dict) and isinstance(old.get("generator"), dict) and old["generator"].get("name") == GENERATOR_NAME
+        if not ours:
+            raise DatasetError(f"{ann_path} exists and was not written by {GENERATOR_NAME}; choose another folder")
+        _remove_previous(out, old)
         ann_path.unlink(missing_ok=True)
 
     classes = config.class_names()
@@ -943,7 +1020,6 @@ def generate(
             (out / "untrimmed" / "subtitles").mkdir(parents=True, exist_ok=True)
 
     total = len(jobs) + len(ujobs)
-    t0 = time.perf_counter()
     results = _run_jobs(_job_trimmed, jobs, int(workers), progress, 0, total)
     uresults = _run_jobs(_job_untrimmed, ujobs, int(workers), progress, len(jobs), total)
 
@@ -959,15 +1035,13 @@ def generate(
     cidx = {c: i for i, c in enumerate(classes, start=1)}
     for subset, name in lists.items():
         _write_text(out / name, "".join(f"{j['cls']}/{j['id']} {cidx[j['cls']]}\n" for j in jobs if j["subset"] == subset))
-    gen_info_full = dict(gen_info)
     ann = {
         "labels": classes,
         "database": {r["id"]: r["entry"] for r in results},
         "polarity": {c: POLARITY[c] for c in classes},
-        "generator": gen_info_full,
+        "generator": gen_info,
     }
     _write_text(ann_path, json.dumps(ann, indent=1))
-    _ = time.perf_counter() - t0
     return ann_path
 
 
@@ -986,7 +1060,8 @@ def load_untrimmed_points(path: str | os.PathLike) -> list[dict[str, Any]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``affectkit data synth`` options to ``parser``."""
     d = SynthConfig()
-    parser.add_argument("out_dir", nargs="?", default="demo_data", help="output folder (default: demo_data)")
+    parser.add_argument("out_dir", nargs="?", default=None, help="output folder (default: demo_data)")
+    parser.add_argument("--out", dest="out", default=None, help="output folder (same as the positional argument)")
     parser.add_argument("--num-classes", type=int, default=d.num_classes, help="K classes, 2..8 (default 4)")
     parser.add_argument("--classes", default=None, help="comma-separated class names (overrides --num-classes)")
     parser.add_argument("--train-per-class", type=int, default=d.train_per_class)
@@ -1018,7 +1093,8 @@ def run_from_args(args: argparse.Namespace) -> Path:
     """Generate from parsed ``add_arguments`` options; prints a one-line summary; returns synth.json."""
     config = config_from_args(args)
     t0 = time.perf_counter()
-    path = generate(args.out_dir, config, workers=args.workers, overwrite=args.overwrite)
+    out_dir = getattr(args, "out", None) or args.out_dir or "demo_data"
+    path = generate(out_dir, config, workers=args.workers, overwrite=args.overwrite)
     n = len(json.loads(path.read_text(encoding="utf-8"))["database"])
     print(f"synthetic set: {n} videos, classes {', '.join(config.class_names())}, difficulty {config.difficulty}"
           f"{f', {config.untrimmed} untrimmed' if config.untrimmed else ''} -> {path} ({time.perf_counter() - t0:.1f} s)")
