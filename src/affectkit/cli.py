@@ -40,8 +40,9 @@ def cmd_train(args) -> int:
     if args.config is None and args.resume is None:
         raise AffectkitError("train needs a CONFIG (e.g. vaanet/vaanet_synth.yaml) or --resume RUN_DIR")
     result = train(args.config, args.override, resume=args.resume)
-    print(f"run: {result.run_dir}")
-    print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, {result.best_metric})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+        print(f"run: {result.run_dir}")
+        print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, {result.best_metric})")
     return 0
 
 
@@ -97,11 +98,7 @@ def cmd_predict(args) -> int:
 def cmd_data_synth(args) -> int:
     from .data import synth
 
-    cfg = synth.SynthConfig(num_classes=args.classes, seed=args.seed, difficulty=args.difficulty,
-                            train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                            test_per_class=args.test_per_class, untrimmed=args.untrimmed)
-    path = synth.generate(args.out, cfg)
-    print(f"wrote {path}")
+    synth.run_from_args(args)
     return 0
 
 
@@ -201,15 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
-    s = d.add_parser("synth", help="write the synthetic affective video set")
-    s.add_argument("--out", required=True)
-    s.add_argument("--classes", type=int, default=4)
-    s.add_argument("--difficulty", default="default", help="easy | default | hard")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-per-class", type=int, default=24)
-    s.add_argument("--val-per-class", type=int, default=6)
-    s.add_argument("--test-per-class", type=int, default=10)
-    s.add_argument("--untrimmed", type=int, default=0, help="also write N untrimmed videos with segments")
+    s = d.add_parser("synth", help="write the synthetic affective video set (mp4 + SRT + annotation JSON)")
+    from .data.synth import add_arguments as synth_arguments
+
+    synth_arguments(s)
     s.set_defaults(func=cmd_data_synth)
     s = d.add_parser("info", help="what a dataset holds: classes, videos per split and per class")
     s.add_argument("path", help="annotation JSON, folder of <Class>/ videos, or CSV")

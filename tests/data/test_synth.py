@@ -268,6 +268,7 @@ def test_config_validation():
 
 
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_no_shallow_shortcut_but_dynamics_carry_the_class(tmp_path_factory):
     """Default difficulty: per-video mean colour + loudness stay near chance; at easy difficulty a few
     temporal statistics (positive control) read the class far above chance."""

@@ -100,7 +100,7 @@ def test_torchrun_two_processes_keep_weights_in_sync(tiny_synth, tmp_path):
            "-m", "affectkit", "train", "vaanet/vaanet_synth.yaml"]
     for o in tiny_overrides(tiny_synth, tmp_path, "train.epochs=1", "train.max_steps_per_epoch=3", "output.run_name=ddp"):
         cmd += ["-o", o]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "ddp"
     summary = json.loads((run / "train_summary.json").read_text())

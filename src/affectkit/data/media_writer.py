@@ -37,7 +37,12 @@ def write_video(
         vstream = container.add_stream(codec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
         if codec == "libx264":
-            vstream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, int(round(fps))))}
+            # One thread and no macroblock tree: x264 is then deterministic (same frames, same bytes);
+            # with mb-tree on, small frames encoded differently from run to run. For such frames one
+            # thread is no slower.
+            vstream.codec_context.thread_count = 1
+            vstream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, int(round(fps)))),
+                               "threads": "1", "x264-params": "mbtree=0"}
         astream = None
         if audio is not None:
             astream = container.add_stream(audio_codec, rate=sample_rate)

@@ -20,7 +20,8 @@ from ..registry import get_model_entry, model_config
 
 def model_inputs(model: torch.nn.Module, batch: dict) -> dict[str, Any]:
     """The keyword arguments of ``model.forward`` taken from a batch, by the model's ``input_keys``."""
-    keys = list(getattr(model, "input_keys", ("video",)))
+    inner = model.module if hasattr(model, "module") else model  # DistributedDataParallel wraps the model
+    keys = list(getattr(inner, "input_keys", ("video",)))
     if "video_features" in batch and "video" not in batch:  # cached trunk features (feature_cache.py)
         keys = ["video_features" if k == "video" else k for k in keys]
     missing = [k for k in keys if k not in batch]

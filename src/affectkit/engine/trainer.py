@@ -265,6 +265,11 @@ class Trainer:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 global_step += 1
+            if dist.enabled:
+                # DDP syncs gradients, not BatchNorm statistics updated by the last forward of each rank:
+                # take rank 0's, so that evaluation shards and the checkpoint see one model
+                for buf in model.buffers():
+                    torch.distributed.broadcast(buf, src=0)
             tot = torch.tensor([loss_sum, seen, correct], dtype=torch.float64)
             if dist.enabled:
                 torch.distributed.all_reduce(tot)
