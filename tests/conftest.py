@@ -38,3 +38,13 @@ def tiny_synth(tmp_path_factory):
     cfg = synth.SynthConfig(num_classes=4, train_per_class=12, val_per_class=4, test_per_class=6,
                             duration=(3.0, 5.0), size=(48, 48), difficulty="easy", seed=1)
     return Path(synth.generate(out, cfg))
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_synth, tmp_path_factory):
+    """Tiny VAANet trained 8 epochs on ``tiny_synth`` (about a minute on 2 cores)."""
+    from affectkit import train
+
+    root = tmp_path_factory.mktemp("runs")
+    return train("vaanet/vaanet_synth.yaml", tiny_overrides(tiny_synth, root, "train.epochs=8", "train.lr=3e-3",
+                                                            "output.run_name=tiny", "train.seed=0"))

@@ -16,14 +16,6 @@ from affectkit.engine.checkpoint import CONFIG, META, WEIGHTS
 from ..conftest import tiny_overrides
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_synth, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    result = train("vaanet/vaanet_synth.yaml", tiny_overrides(tiny_synth, root, "train.epochs=8", "train.lr=3e-3",
-                                                              "output.run_name=tiny", "train.seed=0"))
-    return result
-
-
 def test_small_vaanet_learns_the_synthetic_set(trained):
     # Chance is 1/4; learning means at least twice chance on held-out test videos.
     metrics = evaluate(trained.best_dir, split="test")
@@ -96,7 +88,13 @@ def test_killed_training_resumes_and_finishes(tiny_synth, tmp_path):
 
 def test_torchrun_two_processes_keep_weights_in_sync(tiny_synth, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "0",
+    import socket
+
+    with socket.socket() as sock:  # a free loopback port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(port),
            "-m", "affectkit", "train", "vaanet/vaanet_synth.yaml"]
     for o in tiny_overrides(tiny_synth, tmp_path, "train.epochs=1", "train.max_steps_per_epoch=3", "output.run_name=ddp"):
         cmd += ["-o", o]

@@ -118,10 +118,14 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
             args[key] = None  # the checkpoint's weights replace them
     model = create_model(name, **args)
     state = load_state(ckpt)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt}/{WEIGHTS}: weights do not match model {name!r}: "
-                              f"missing {list(missing)[:5]}{'...' if len(missing) > 5 else ''}, unexpected {list(unexpected)[:5]}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{ckpt}/{WEIGHTS}: weights do not match model {name!r} built from {CONFIG}: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
+    model.load_state_dict(state)
     model.to(device).eval()
     model.affectkit_config = config
     model.affectkit_meta = meta
