@@ -127,3 +127,13 @@ def test_cached_trunk_features_train_the_heads_only(tiny_synth, tmp_path):
     assert trunk and heads
     assert all(torch.equal(state[k], init[k]) for k in trunk), "the frozen trunk (and its BN statistics) must not change"
     assert not all(torch.equal(state[k], init[k]) for k in heads)
+
+
+def test_bf16_autocast_and_gradient_accumulation(tiny_synth, tmp_path):
+    result = train("vaanet/vaanet_synth.yaml", tiny_overrides(
+        tiny_synth, tmp_path, "train.bf16=true", "train.grad_accum=2", "train.epochs=1",
+        "train.max_steps_per_epoch=3", "output.run_name=bf16", "train.scheduler=cosine", "train.warmup_epochs=0.5"))
+    rec = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["step"] == 2  # 3 batches, accumulation 2: one full step and the flushed remainder
+    assert rec["train_samples"] == 24 and rec["train_loss"] == rec["train_loss"]  # finite
+    assert json.loads((result.run_dir / "last" / META).read_text())["global_step"] == 2

@@ -232,6 +232,8 @@ def _as_mono_wave(wave: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
+@torch.autocast("cpu", enabled=False)
+@torch.no_grad()
 def _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax) -> torch.Tensor:
     """Mel power spectrogram (n_mels, frames), float32 (as librosa): centered, zero-padded,
     periodic Hann window."""
@@ -247,6 +249,8 @@ def _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax) -> torc
     return basis @ power
 
 
+@torch.autocast("cpu", enabled=False)
+@torch.no_grad()
 def _power_to_db(power: torch.Tensor, amin: float = 1e-10, top_db: float | None = 80.0) -> torch.Tensor:
     """10 * log10(power) (ref = 1), floored at ``amin`` and at ``max - top_db``."""
     db = 10.0 * torch.log10(torch.clamp(power, min=amin))
@@ -291,8 +295,9 @@ def mfcc(
     if not 0 < n_mfcc <= n_mels:
         raise ValueError(f"need 0 < n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
     power = _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax)
-    db = _power_to_db(power)
-    coeffs = _dct_matrix(n_mfcc, n_mels).to(db.dtype) @ db  # (n_mfcc, frames)
+    with torch.autocast("cpu", enabled=False), torch.no_grad():  # features in float32 whatever the caller runs under
+        db = _power_to_db(power)
+        coeffs = _dct_matrix(n_mfcc, n_mels).to(db.dtype) @ db  # (n_mfcc, frames)
     return coeffs.T.contiguous().numpy().astype(np.float32)
 
 

@@ -55,12 +55,13 @@ def run_evaluation(task, model, dataset, cfg, dist: ddp.DistInfo, *, desc: str =
     loader = DataLoader(torch.utils.data.Subset(dataset, shard), batch_size=cfg.eval.batch_size, shuffle=False,
                         num_workers=cfg.data.num_workers, collate_fn=collate_skip_none)
     rows = []
-    with torch.inference_mode(), autocast(dist.device, cfg.train.bf16):
+    with torch.inference_mode():
         for batch in progress(loader, desc, dist.is_main):
             if batch is None:
                 continue
             batch = to_device(batch, dist.device)
-            out = task.predict(unwrap(model), batch)
+            with autocast(dist.device, cfg.train.bf16):  # the model only: data stays in float32
+                out = task.predict(unwrap(model), batch)
             for i in range(len(batch["label"])):
                 rows.append({"index": int(batch["index"][i]), "video_id": batch["video_id"][i],
                              "label": int(batch["label"][i]), "probs": [round(float(p), 6) for p in out["probs"][i]]})
