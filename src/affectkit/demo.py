@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ def run_demo(out: str | Path = "report", *, epochs: int | None = None, seed: int
     ann = data_dir / "synth.json"
     if not ann.is_file():
         print(f"[1/4] writing the synthetic set to {data_dir}", flush=True)
-        synth.generate(data_dir, synth.SynthConfig(seed=seed))
+        synth.generate(data_dir, synth.SynthConfig(seed=seed), workers=min(2, os.cpu_count() or 1))
     else:
         print(f"[1/4] using the synthetic set in {data_dir}", flush=True)
     t_data = time.time() - t0
