@@ -1,12 +1,534 @@
-"""The fast CPU inference path: channels-last 3D convolutions (run under bf16 autocast by the caller)."""
+"""The fast CPU inference path for VAANet (see ``benchmarks/README.md`` for the measurements).
+
+``prepare_fast(model)`` returns an inference-only model with the same call signature and output
+(:class:`~affectkit.models.outputs.ClassifierOutput`) as ``model``; ``model`` itself is not changed.
+What it does, for a :class:`~affectkit.models.vaanet.VAANet` in eval mode:
+
+* **BatchNorm folding** (``fold_conv_bn``): every Conv+BN pair of the frozen 3D trunk and of the
+  audio ResNet is replaced by one convolution with a bias (exact in eval mode).
+* **int8 trunk** (``precision="int8"``, the default where the CPU has VNNI): the 3D ResNet runs on
+  oneDNN's u8 x s8 convolutions, the form these CPUs compute fastest. Weights are quantised per
+  output channel (symmetric, from the folded fp32 weights); every convolution input is quantised per
+  tensor and per call from its actual maximum (dynamic, so no calibration data is needed); the
+  convolutions accumulate in int32 and write fp32, and the residual stream stays fp32. The first
+  convolution sees the raw 0-255 pixels, which uint8 holds exactly; the input normalisation is folded
+  into its bias (and the padding value), so that layer's input is not approximated at all.
+  1x1x1 convolutions run as 2D convolutions on a ``(N, C, T*H, W)`` view (same memory, faster kernels).
+* **fp32 trunk** (``precision="fp32"``, the fallback): folded weights, ``channels_last_3d``.
+* **bf16 trunk** (``precision="bf16"``): folded weights stored in bf16, ``channels_last_3d``. Only worth
+  it on CPUs with AMX; with AVX-512 alone, bf16 convolutions are *slower* than fp32 (the bf16 dot
+  product instruction issues at half the rate of fp32 FMAs).
+* Everything else (audio ResNet-18 with folded BN, attention heads, classifier) runs in fp32.
+* ``tune_allocator()`` keeps glibc from returning freed large blocks to the kernel, so the big
+  activation tensors are not page-faulted in again on every call (a process-wide setting).
+
+The returned module disables autocast inside its forward pass: it manages its own precision, so
+callers should not wrap it in ``torch.autocast`` (doing so is harmless, but has no effect).
+
+Measured on the project's 2-core AVX-512 VM, full-size VAANet, one video (12 x 16 x 112 x 112 + audio):
+see ``benchmarks/README.md``.
+"""
 from __future__ import annotations
 
+import contextlib
+import copy
+import ctypes
+import ctypes.util
+import functools
+import logging
+import math
+import warnings
+from typing import Any, Callable
+
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FastVAANet",
+    "Int8ResNet3d",
+    "PRECISIONS",
+    "cpu_flags",
+    "fold_batchnorm",
+    "fold_conv_bn",
+    "int8_available",
+    "prepare_fast",
+    "tune_allocator",
+]
+
+PRECISIONS = ("auto", "int8", "fp32", "bf16")
+_CL3D = torch.channels_last_3d
 
 
-def prepare_fast(model: torch.nn.Module) -> torch.nn.Module:
-    """Convert the 5-D (3D conv) weights to ``channels_last_3d``; other weights stay as they are."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv3d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
-    return model.eval()
+# ----------------------------------------------------------------------------------------------
+# environment
+# ----------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+_allocator_tuned = False
+
+
+def tune_allocator(threshold_bytes: int = 1 << 30) -> bool:
+    """Serve large allocations from glibc's heap and keep freed memory, instead of mmap/munmap.
+
+    PyTorch's CPU tensors come from ``malloc``; glibc hands every block above 32 MB to ``mmap``
+    and unmaps it on free, so each forward pass page-faults its big activations in again (about
+    3x the cost of the arithmetic of an elementwise op). Raising ``M_MMAP_THRESHOLD`` and
+    ``M_TRIM_THRESHOLD`` keeps that memory in the process for reuse. Process-wide and not undone;
+    the resident size stays near its peak. A no-op (returns False) where glibc is not available.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = bool(mallopt(m_mmap_threshold, ctypes.c_int(min(threshold_bytes, 2**31 - 1))))
+    ok = bool(mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1))) and ok
+    _allocator_tuned = ok
+    return ok
+
+
+# ----------------------------------------------------------------------------------------------
+# BatchNorm folding
+# ----------------------------------------------------------------------------------------------
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def fold_conv_bn(conv: nn.Module, bn: nn.Module | None) -> tuple[Tensor, Tensor]:
+    """Weight and bias (fp32) of the convolution ``conv`` followed by ``bn`` in eval mode."""
+    w = conv.weight.detach().float()
+    b = conv.bias.detach().float() if conv.bias is not None else torch.zeros(w.shape[0])
+    if bn is not None:
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError("cannot fold a BatchNorm without running statistics")
+        scale = torch.rsqrt(bn.running_var.detach().float() + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.detach().float()
+        shift = -bn.running_mean.detach().float() * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.detach().float()
+        w = w * scale.reshape(-1, *([1] * (w.dim() - 1)))
+        b = b * scale + shift
+    return w.contiguous(), b.contiguous()
+
+
+def _fold_into(conv: nn.Module, bn: nn.Module) -> None:
+    w, b = fold_conv_bn(conv, bn)
+    with torch.no_grad():
+        conv.weight = nn.Parameter(w.to(conv.weight.dtype), requires_grad=False)
+        conv.bias = nn.Parameter(b.to(conv.weight.dtype), requires_grad=False)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold, in place, every BatchNorm that directly follows a convolution into that convolution.
+
+    Recognised pairs: ``convN``/``bnN`` attributes of one module (the ResNet blocks and stems of the
+    kit) and a Conv directly followed by a BatchNorm in an ``nn.Sequential`` (downsample shortcuts,
+    projections). The BatchNorm becomes ``nn.Identity``. Only valid for inference: every folded
+    BatchNorm must be in eval mode (raises ``ValueError`` otherwise).
+    """
+    for parent in list(module.modules()):
+        children = dict(parent.named_children())
+        pairs: list[tuple[str, str]] = []
+        if isinstance(parent, nn.Sequential):
+            names = list(children)
+            pairs += [(a, b) for a, b in zip(names, names[1:])]
+        for name in children:
+            if name.startswith("bn") and ("conv" + name[2:]) in children:
+                pairs.append(("conv" + name[2:], name))
+        for cname, bname in pairs:
+            conv, bn = children.get(cname), children.get(bname)
+            if not (isinstance(conv, _CONVS) and isinstance(bn, _BNS)):
+                continue
+            if bn.training:
+                raise ValueError(f"fold_batchnorm: {type(parent).__name__}.{bname} is in training mode")
+            _fold_into(conv, bn)
+            setattr(parent, bname, nn.Identity())
+            children[bname] = getattr(parent, bname)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------
+# int8 building blocks (oneDNN u8 x s8 convolutions)
+# ----------------------------------------------------------------------------------------------
+def int8_available() -> bool:
+    """Whether this PyTorch build has the oneDNN int8 convolution ops and the CPU has VNNI/AMX-int8."""
+    ops = getattr(torch.ops, "onednn", None)
+    try:
+        have_ops = all(hasattr(ops, n) for n in ("qconv_prepack", "qconv_pointwise", "qconv2d_pointwise"))
+    except Exception:  # pragma: no cover - odd builds
+        have_ops = False
+    if not (have_ops and torch.backends.mkldnn.is_available()):
+        return False
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def _as_2d(x: Tensor) -> Tensor:
+    """(N, C, T, H, W) channels_last_3d -> the (N, C, T*H, W) channels_last view of the same memory."""
+    n, c, t, h, w = x.shape
+    return x.as_strided((n, c, t * h, w), (c * t * h * w, 1, w * c, c))
+
+
+def _as_3d(y: Tensor, t: int, h: int) -> Tensor:
+    """Inverse of :func:`_as_2d` for an (N, C, T*H, W) channels_last tensor."""
+    n, c, _, w = y.shape
+    return y.as_strided((n, c, t, h, w), (c * t * h * w, 1, h * w * c, w * c, c))
+
+
+def _quantize_q(h: Tensor) -> tuple[Tensor, float]:
+    """fp32 ``h`` -> (uint8 tensor of the same shape and layout, scale), zero point 0.
+
+    The scale maps the tensor's maximum to 255; negative values become 0 (a free ReLU). Uses
+    ``torch.quantize_per_tensor`` (one fused pass) and views its storage as plain uint8.
+    """
+    amax = float(h.amax())
+    scale = amax / 255.0 if amax > 0.0 and math.isfinite(amax) else 1.0
+    q = torch.quantize_per_tensor(h, scale, 0, torch.quint8)
+    u = torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), q.storage_offset(), q.size(), q.stride())
+    return u, scale
+
+
+def _quantize_plain(h: Tensor) -> tuple[Tensor, float]:
+    """Same as :func:`_quantize_q` with plain tensor ops (slower; used if the fused op is missing)."""
+    amax = float(h.amax())
+    scale = amax / 255.0 if amax > 0.0 and math.isfinite(amax) else 1.0
+    u = torch.clamp(torch.round(h * (1.0 / scale)), 0, 255).to(torch.uint8)
+    return u, scale
+
+
+_quantize: Callable[[Tensor], tuple[Tensor, float]] = _quantize_q
+
+
+class _QConv:
+    """One int8 convolution: per-output-channel symmetric weights (prepacked), fp32 bias, fp32 output.
+
+    ``in_shape`` (N, C, T, H, W) is a hint for the weight layout; other shapes work.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor, stride, padding, in_shape, *, x_scale_hint: float = 0.02):
+        assert weight.dim() == 5, "3D convolutions only"
+        self.out_channels = weight.shape[0]
+        self.stride, self.padding = [int(s) for s in stride], [int(p) for p in padding]
+        self.as2d = weight.shape[2:] == (1, 1, 1) and self.stride == [1, 1, 1] and self.padding == [0, 0, 0]
+        w = weight.detach().float()
+        self.w_scale = (w.abs().amax(dim=(1, 2, 3, 4)) / 127.0).clamp_min(1e-12)
+        qw = torch.clamp(torch.round(w / self.w_scale.reshape(-1, 1, 1, 1, 1)), -127, 127).to(torch.int8)
+        self.qweight_sum = qw.sum(dim=(2, 3, 4)).float()  # (O, C), for bias corrections
+        self.w_zp = torch.zeros(self.out_channels, dtype=torch.int64)
+        self.bias = bias.detach().float().contiguous()
+        n, c, t, h, wd = (int(v) for v in in_shape)
+        if self.as2d:
+            self.packed = torch.ops.onednn.qconv_prepack(
+                qw.reshape(qw.shape[0], qw.shape[1], 1, 1), self.w_scale, x_scale_hint, 0,
+                [1, 1], [0, 0], [1, 1], 1, [n, c, t * h, wd])
+        else:
+            self.packed = torch.ops.onednn.qconv_prepack(
+                qw, self.w_scale, x_scale_hint, 0, self.stride, self.padding, [1, 1, 1], 1, [n, c, t, h, wd])
+
+    def __call__(self, qx: Tensor, x_scale: float, out_dtype: torch.dtype = torch.float32) -> Tensor:
+        if self.as2d:
+            _, _, t, h, _ = qx.shape
+            y = torch.ops.onednn.qconv2d_pointwise(
+                _as_2d(qx), x_scale, 0, self.packed, self.w_scale, self.w_zp, self.bias,
+                [1, 1], [0, 0], [1, 1], 1, 1.0, 0, out_dtype, "none", [], "")
+            return _as_3d(y, t, h)
+        return torch.ops.onednn.qconv_pointwise(
+            qx, x_scale, 0, self.packed, self.w_scale, self.w_zp, self.bias,
+            self.stride, self.padding, [1, 1, 1], 1, 1.0, 0, out_dtype, "none", [], "")
+
+
+def _out_shape(shape, kernel, stride, padding, out_channels):
+    n, _, *sp = shape
+    return (n, out_channels, *[(s + 2 * p - k) // st + 1 for s, k, st, p in zip(sp, kernel, stride, padding)])
+
+
+class _QBlock:
+    """A Bottleneck3d or BasicBlock3d (BN folded) with int8 convolutions and an fp32 residual."""
+
+    def __init__(self, block: nn.Module, in_shape):
+        from ..models.blocks.resnet3d import Bottleneck3d, ZeroPadShortcut3d
+
+        convs = [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+        if isinstance(block, Bottleneck3d):
+            convs.append((block.conv3, block.bn3))
+        self.convs = []
+        shape = in_shape
+        for conv, bn in convs:
+            w, b = fold_conv_bn(conv, bn)
+            self.convs.append(_QConv(w, b, conv.stride, conv.padding, shape))
+            shape = _out_shape(shape, conv.kernel_size, conv.stride, conv.padding, conv.out_channels)
+        self.out_shape = shape
+        ds = block.downsample
+        self.shortcut: Any = None  # None: identity; _QConv: int8 conv on the block input; module: on fp32
+        if isinstance(ds, nn.Sequential) and len(ds) == 2 and isinstance(ds[0], nn.Conv3d):
+            w, b = fold_conv_bn(ds[0], ds[1] if isinstance(ds[1], _BNS) else None)
+            self.shortcut = _QConv(w, b, ds[0].stride, ds[0].padding, in_shape)
+        elif isinstance(ds, ZeroPadShortcut3d):
+            self.shortcut = ds
+        elif ds is not None:
+            raise TypeError(f"int8 trunk: unsupported shortcut {type(ds).__name__}")
+
+    def __call__(self, x: Tensor, q: Tensor, s: float) -> Tensor:
+        h = self.convs[0](q, s)
+        for conv in self.convs[1:]:
+            hq, hs = _quantize(h)  # ReLU folded into the quantisation (zero point 0)
+            h = conv(hq, hs)
+        if self.shortcut is None:
+            res = x
+        elif isinstance(self.shortcut, _QConv):
+            res = self.shortcut(q, s)
+        else:
+            res = self.shortcut(x)
+        return h.add_(res).relu_()
+
+
+class Int8ResNet3d(nn.Module):
+    """The kit's :class:`~affectkit.models.blocks.resnet3d.ResNet3d` (eval mode, BN folded) on int8
+    convolutions, taking raw pixels: ``forward(video)`` maps ``(N, 3, T, H, W)`` floats in [0, 255]
+    to the trunk's ``forward_features`` output ``(N, C, T', H', W')`` (fp32).
+
+    ``pixel_scale`` and ``pixel_offset`` describe the model's input normalisation
+    ``x * pixel_scale - pixel_offset[c]``; the stem convolution computes it exactly (it sees the
+    rounded 0-255 pixels and pads with ``pixel_offset / pixel_scale``).
+    """
+
+    def __init__(self, trunk: nn.Module, in_shape, *, pixel_scale: float, pixel_offset):
+        super().__init__()
+        conv1 = trunk.conv1
+        self.pixel_scale = float(pixel_scale)
+        offsets = torch.as_tensor(pixel_offset, dtype=torch.float32).reshape(-1)
+        if offsets.numel() == 1:
+            offsets = offsets.expand(conv1.in_channels)
+        pad_raw = offsets / self.pixel_scale  # the pixel value that normalises to 0
+        self.pad = [int(p) for p in conv1.padding]
+        self.pad_value = pad_raw.round().clamp(0, 255).to(torch.uint8)
+        n, c, t, h, w = in_shape
+        padded = (n, c, t + 2 * self.pad[0], h + 2 * self.pad[1], w + 2 * self.pad[2])
+        wgt, bias = fold_conv_bn(conv1, trunk.bn1)
+        self.stem = _QConv(wgt, bias, conv1.stride, [0, 0, 0], padded, x_scale_hint=self.pixel_scale)
+        # conv(scale * (raw - pad_raw)) = scale * conv(raw) - scale * sum_c pad_raw[c] * sum_k w[o, c, k]
+        self.stem.bias = (bias - self.pixel_scale * self.stem.w_scale
+                          * (self.stem.qweight_sum * pad_raw.reshape(1, -1)).sum(1)).contiguous()
+        self.maxpool = trunk.maxpool
+        shape = _out_shape(padded, conv1.kernel_size, conv1.stride, [0, 0, 0], conv1.out_channels)
+        mp = trunk.maxpool
+        k, st, p = (mp.kernel_size,) * 3, (mp.stride,) * 3, (mp.padding,) * 3
+        shape = _out_shape(shape, k, st, p, shape[1])
+        self.blocks = []
+        for layer in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4):
+            for block in layer:
+                qb = _QBlock(block, shape)
+                self.blocks.append(qb)
+                shape = qb.out_shape
+        self.out_channels = trunk.out_channels
+
+    def _pixels(self, video: Tensor) -> Tensor:
+        """Float pixels (N, 3, T, H, W) -> rounded uint8, padded with ``pad_value``, channels_last_3d."""
+        n, c, t, h, w = video.shape
+        pt, ph, pw = self.pad
+        buf = torch.empty((n, t + 2 * pt, h + 2 * ph, w + 2 * pw, c), dtype=torch.uint8)
+        if pt or ph or pw:
+            buf.copy_(self.pad_value)  # broadcast over the channel axis
+        inner = buf[:, pt:pt + t, ph:ph + h, pw:pw + w, :]
+        if video.dtype == torch.uint8:
+            inner.copy_(video.permute(0, 2, 3, 4, 1))
+        else:  # round half up, saturate (copy_ to uint8 truncates)
+            inner.copy_(torch.clamp(video.permute(0, 2, 3, 4, 1) + 0.5, 0.0, 255.0))
+        return buf.permute(0, 4, 1, 2, 3)
+
+    def forward(self, video: Tensor) -> Tensor:
+        h = self.stem(self._pixels(video), self.pixel_scale, torch.bfloat16)
+        h = self.maxpool(h).float()
+        q, s = _quantize(h)
+        x = h.relu_()
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, q, s)
+            if i < last:
+                q, s = _quantize(x)
+        return x
+
+
+class _FoldedResNet3d(nn.Module):
+    """A BN-folded copy of a ResNet3d in ``channels_last_3d`` (fp32 or bf16 weights); takes normalised input."""
+
+    def __init__(self, trunk: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.net = fold_batchnorm(copy.deepcopy(trunk).eval()).to(dtype=dtype, memory_format=_CL3D)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.dtype = dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.net.forward_features(x.to(self.dtype).contiguous(memory_format=_CL3D))
+        return y.float()
+
+
+# ----------------------------------------------------------------------------------------------
+# the fast model
+# ----------------------------------------------------------------------------------------------
+def _shell_copy(model: nn.Module) -> nn.Module:
+    """A shallow copy of ``model`` whose submodule/parameter/buffer dicts can be changed independently."""
+    shell = copy.copy(model)
+    shell._modules = dict(model._modules)
+    shell._parameters = dict(model._parameters)
+    shell._buffers = dict(model._buffers)
+    return shell
+
+
+class FastVAANet(nn.Module):
+    """Inference-only VAANet: a fast trunk (int8, fp32 or bf16, see the module docstring), the audio
+    ResNet with BN folded, and the original heads. ``forward`` has VAANet's signature and output.
+
+    Attributes of the original model (``num_classes``, ``seq_len``, ``affectkit_config`` ...) are
+    readable through this object. ``precision`` tells which trunk was built.
+    """
+
+    def __init__(self, model: nn.Module, precision: str = "auto"):
+        super().__init__()
+        from ..models.vaanet import ORIGINAL_MEAN, ORIGINAL_NORM_VALUE
+
+        if model.training:
+            raise ValueError("prepare_fast: put the model in eval mode first (model.eval())")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto":
+            precision = "int8" if int8_available() else "fp32"
+        self.input_keys = tuple(getattr(model, "input_keys", ("video", "audio")))
+        self.seq_len, self.trunk_channels = model.seq_len, model.trunk_channels
+        in_shape = (model.seq_len, 3, model.snippet_duration, model.sample_size, model.sample_size)
+        self.norm_scale, self.norm_offset = 1.0 / ORIGINAL_NORM_VALUE, torch.tensor([ORIGINAL_MEAN])
+        if model.pixel_mean is not None:
+            self.norm_scale, self.norm_offset = 1.0, model.pixel_mean.detach().float().reshape(-1).clone()
+
+        trunk: nn.Module | None = None
+        if precision == "int8":
+            try:
+                trunk = Int8ResNet3d(model.trunk, in_shape, pixel_scale=self.norm_scale, pixel_offset=self.norm_offset)
+                _self_check_int8()
+            except Exception as err:  # missing/changed ops: fall back to the exact path
+                log.warning("prepare_fast: int8 trunk unavailable (%s: %s); using fp32", type(err).__name__, err)
+                trunk, precision = None, "fp32"
+        if trunk is None:
+            trunk = _FoldedResNet3d(model.trunk, torch.bfloat16 if precision == "bf16" else torch.float32)
+        self.precision = precision
+        self.trunk = trunk
+
+        base = _shell_copy(model)
+        base._modules["trunk"] = nn.Identity()  # not used; drops the reference to the fp32 trunk
+        audio = fold_batchnorm(copy.deepcopy(model.audio_net).eval())
+        for p in audio.parameters():
+            p.requires_grad_(False)
+        base._modules["audio_net"] = audio.to(memory_format=torch.channels_last)
+        self.base = base
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            base = self.__dict__.get("_modules", {}).get("base")
+            if base is None or name.startswith("__"):
+                raise
+            return getattr(base, name)
+
+    def train(self, mode: bool = True) -> "FastVAANet":
+        if mode:
+            raise RuntimeError("FastVAANet is inference-only (BatchNorm is folded, the trunk may be int8)")
+        return super().train(False)
+
+    def trunk_features(self, video: Tensor) -> Tensor:
+        """``video`` (B, S, 3, T, H, W) in [0, 255] -> (B, S, C, P), as ``VAANet.trunk_features``."""
+        if video.dim() != 6 or video.shape[2] != 3:
+            raise ValueError(f"vaanet: video must be (B, S, 3, T, H, W), got {tuple(video.shape)}")
+        b, s = video.shape[:2]
+        x = video.reshape(b * s, *video.shape[2:])
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            if isinstance(self.trunk, Int8ResNet3d):
+                f = self.trunk(x)
+            else:
+                x = x.float() * self.norm_scale - self.norm_offset.reshape(1, -1, 1, 1, 1)
+                f = self.trunk(x)
+            f = f.mean(dim=2).flatten(2)
+        return f.reshape(b, s, f.shape[1], f.shape[2])
+
+    def forward(self, video: Tensor | None = None, audio: Tensor | None = None, *,
+                video_features: Tensor | None = None):
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            if video_features is None:
+                if video is None:
+                    raise ValueError("vaanet: pass `video` (B, S, 3, T, H, W) or `video_features` (B, S, C, P)")
+                video_features = self.trunk_features(video)
+            if audio is not None:
+                audio = audio.float()
+            return self.base(video_features=video_features.float(), audio=audio)
+
+
+@functools.lru_cache(maxsize=1)
+def _self_check_int8() -> None:
+    """Run the int8 primitives once on small tensors against fp32 (catches missing or changed ops).
+
+    Also consumes PyTorch's one-time deprecation warning of ``quantize_per_tensor``.
+    """
+    global _quantize
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 8, 4, 6, 6, generator=g).contiguous(memory_format=_CL3D)
+    checks = []
+    for kernel, stride, pad in ((3, 1, 1), (1, 1, 0), (1, 2, 0)):
+        w = torch.randn(16, 8, kernel, kernel, kernel, generator=g) * 0.2
+        b = torch.randn(16, generator=g) * 0.1
+        conv = _QConv(w, b, (stride,) * 3, (pad,) * 3, x.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                q, s = _quantize_q(x)
+            except Exception:
+                _quantize = _quantize_plain
+                q, s = _quantize_plain(x)
+        y = conv(q, s)
+        ref = F.conv3d(x, w, b, stride=stride, padding=pad)
+        checks.append(float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-6)))
+    if not all(math.isfinite(c) and c < 0.05 for c in checks):
+        raise RuntimeError(f"int8 convolutions disagree with fp32 (relative errors {checks})")
+
+
+def prepare_fast(model: nn.Module, *, precision: str = "auto", allocator: bool = True) -> nn.Module:
+    """The fast inference version of ``model`` (in eval mode); ``model`` itself is not modified.
+
+    For VAANet: a :class:`FastVAANet` (``precision``: "auto" = int8 where the CPU has VNNI and
+    PyTorch has oneDNN's int8 convolutions, else fp32; or "int8", "fp32", "bf16"). Other models get
+    a BN-folded ``channels_last`` copy. ``allocator=True`` also calls :func:`tune_allocator`.
+    Call the result like the model, without autocast (it manages its own precision).
+    """
+    from ..models.vaanet import VAANet
+
+    if allocator:
+        tune_allocator()
+    if isinstance(model, VAANet):
+        return FastVAANet(model, precision=precision).eval()
+    if model.training:
+        raise ValueError("prepare_fast: put the model in eval mode first (model.eval())")
+    fast = fold_batchnorm(copy.deepcopy(model))
+    for m in fast.modules():
+        if isinstance(m, nn.Conv3d):
+            m.weight.data = m.weight.data.contiguous(memory_format=_CL3D)
+        elif isinstance(m, nn.Conv2d):
+            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+    return fast.eval()

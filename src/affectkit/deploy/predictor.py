@@ -114,6 +114,10 @@ def plot_timeline(result: dict[str, Any], path: str | os.PathLike) -> None:
         mids = [(s["start"] + s["end"]) / 2 for s in tl]
         ax.plot(mids, [s["attention"] for s in tl], "o-", color="tab:red", lw=1.5, ms=3)
         ax.set_ylabel("temporal attention")
+    for k, (a, b) in enumerate(result.get("true_episodes") or []):  # known emotional episodes, if given
+        ax.axvspan(a, b, color="tab:blue", alpha=0.12, label="annotated episode" if k == 0 else None)
+    if result.get("true_episodes"):
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(0, max(result.get("duration") or 0, tl[-1]["end"] if tl else 1))
     ax.set_xlabel("time (s)")
     title = f"{Path(str(result.get('video', ''))).name}: {result['label']} ({result['confidence']:.2f})"
