@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from affectkit.cli import main
 from affectkit.data.media_writer import write_video

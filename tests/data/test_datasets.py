@@ -3,7 +3,7 @@ import json
 import pytest
 
 from affectkit.data.datasets import (EK6_CLASSES, VE8_CLASSES, build_index, describe, load_annotation_index,
-                                     polarity_map, resolve_media)
+                                     polarity_map)
 from affectkit.config import DataSection
 from affectkit.errors import DatasetError
 

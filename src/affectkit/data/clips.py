@@ -8,7 +8,6 @@ centre crop).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any, Sequence
 
 import numpy as np

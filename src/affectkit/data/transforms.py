@@ -7,7 +7,7 @@ same crop and the same augmentation, as in the original code.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
