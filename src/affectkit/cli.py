@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="result JSON (one video) or JSON lines (several)")
     s.add_argument("--plot", help="PNG of the emotion over time (one video)")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--fast", action="store_true", help="bf16 autocast + channels-last 3D convs (CPUs with bf16 support)")
+    s.add_argument("--fast", action="store_true", help="fast CPU path: folded BatchNorm, int8 trunk where supported (see benchmarks/README.md)")
     s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     s.set_defaults(func=cmd_predict)
 

@@ -58,7 +58,7 @@ __all__ = [
     "tune_allocator",
 ]
 
-PRECISIONS = ("auto", "int8", "fp32", "bf16")
+PRECISIONS = ("auto", "int8", "mixed", "fp32", "bf16")
 _CL3D = torch.channels_last_3d
 
 
@@ -217,42 +217,53 @@ def _quantize_plain(h: Tensor) -> tuple[Tensor, float]:
 _quantize: Callable[[Tensor], tuple[Tensor, float]] = _quantize_q
 
 
-class _QConv:
-    """One int8 convolution: per-output-channel symmetric weights (prepacked), fp32 bias, fp32 output.
+def _add_relu_plain(h: Tensor, res: Tensor) -> Tensor:
+    return h.add_(res).relu_()
 
-    ``in_shape`` (N, C, T, H, W) is a hint for the weight layout; other shapes work.
+
+def _add_relu_fused(h: Tensor, res: Tensor) -> Tensor:
+    return torch.ops.aten._add_relu_(h, res)  # one pass instead of two
+
+
+_add_relu: Callable[[Tensor, Tensor], Tensor] = _add_relu_fused if hasattr(torch.ops.aten, "_add_relu_") else _add_relu_plain
+
+
+class _QConv:
+    """One int8 convolution (2D or 3D): per-output-channel symmetric int8 weights (prepacked by
+    oneDNN), fp32 bias, uint8 input with a per-tensor scale and zero point 0, fp32 (or bf16) output.
+
+    ``in_shape`` is a hint for the weight layout; other input shapes work.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, stride, padding, in_shape, *, x_scale_hint: float = 0.02):
-        assert weight.dim() == 5, "3D convolutions only"
-        self.out_channels = weight.shape[0]
-        self.stride, self.padding = [int(s) for s in stride], [int(p) for p in padding]
-        self.as2d = weight.shape[2:] == (1, 1, 1) and self.stride == [1, 1, 1] and self.padding == [0, 0, 0]
         w = weight.detach().float()
-        self.w_scale = (w.abs().amax(dim=(1, 2, 3, 4)) / 127.0).clamp_min(1e-12)
-        qw = torch.clamp(torch.round(w / self.w_scale.reshape(-1, 1, 1, 1, 1)), -127, 127).to(torch.int8)
-        self.qweight_sum = qw.sum(dim=(2, 3, 4)).float()  # (O, C), for bias corrections
+        self.dims = w.dim() - 2
+        if self.dims not in (2, 3):
+            raise ValueError("int8 convolution: 2D or 3D weights only")
+        self.out_channels = w.shape[0]
+        self.stride, self.padding = [int(v) for v in stride], [int(v) for v in padding]
+        spatial = tuple(range(1, w.dim()))
+        self.w_scale = (w.abs().amax(dim=spatial) / 127.0).clamp_min(1e-12)
+        qw = torch.clamp(torch.round(w / self.w_scale.reshape(-1, *[1] * (w.dim() - 1))), -127, 127).to(torch.int8)
+        self.qweight_sum = qw.sum(dim=tuple(range(2, w.dim()))).float()  # (O, C), for bias corrections
         self.w_zp = torch.zeros(self.out_channels, dtype=torch.int64)
         self.bias = bias.detach().float().contiguous()
-        n, c, t, h, wd = (int(v) for v in in_shape)
+        shape = [int(v) for v in in_shape]
+        # a 1x1x1 stride-1 3D convolution is a 1x1 2D convolution on the (N, C, T*H, W) view
+        self.as2d = self.dims == 3 and w.shape[2:] == (1, 1, 1) and self.stride == [1, 1, 1] and self.padding == [0, 0, 0]
         if self.as2d:
-            self.packed = torch.ops.onednn.qconv_prepack(
-                qw.reshape(qw.shape[0], qw.shape[1], 1, 1), self.w_scale, x_scale_hint, 0,
-                [1, 1], [0, 0], [1, 1], 1, [n, c, t * h, wd])
-        else:
-            self.packed = torch.ops.onednn.qconv_prepack(
-                qw, self.w_scale, x_scale_hint, 0, self.stride, self.padding, [1, 1, 1], 1, [n, c, t, h, wd])
+            qw, shape = qw.reshape(qw.shape[0], qw.shape[1], 1, 1), [shape[0], shape[1], shape[2] * shape[3], shape[4]]
+            self.stride, self.padding = [1, 1], [0, 0]
+        self.conv = torch.ops.onednn.qconv2d_pointwise if qw.dim() == 4 else torch.ops.onednn.qconv_pointwise
+        self.dilation = [1] * (qw.dim() - 2)
+        self.packed = torch.ops.onednn.qconv_prepack(qw, self.w_scale, x_scale_hint, 0, self.stride, self.padding,
+                                                     self.dilation, 1, shape)
 
     def __call__(self, qx: Tensor, x_scale: float, out_dtype: torch.dtype = torch.float32) -> Tensor:
-        if self.as2d:
-            _, _, t, h, _ = qx.shape
-            y = torch.ops.onednn.qconv2d_pointwise(
-                _as_2d(qx), x_scale, 0, self.packed, self.w_scale, self.w_zp, self.bias,
-                [1, 1], [0, 0], [1, 1], 1, 1.0, 0, out_dtype, "none", [], "")
-            return _as_3d(y, t, h)
-        return torch.ops.onednn.qconv_pointwise(
-            qx, x_scale, 0, self.packed, self.w_scale, self.w_zp, self.bias,
-            self.stride, self.padding, [1, 1, 1], 1, 1.0, 0, out_dtype, "none", [], "")
+        x = _as_2d(qx) if self.as2d else qx
+        y = self.conv(x, x_scale, 0, self.packed, self.w_scale, self.w_zp, self.bias, self.stride, self.padding,
+                      self.dilation, 1, 1.0, 0, out_dtype, "none", [], "")
+        return _as_3d(y, qx.shape[2], qx.shape[3]) if self.as2d else y
 
 
 def _out_shape(shape, kernel, stride, padding, out_channels):
@@ -261,13 +272,14 @@ def _out_shape(shape, kernel, stride, padding, out_channels):
 
 
 class _QBlock:
-    """A Bottleneck3d or BasicBlock3d (BN folded) with int8 convolutions and an fp32 residual."""
+    """A ResNet block of the kit (Bottleneck3d, BasicBlock3d, BasicBlock2d; BN folded) with int8
+    convolutions and an fp32 residual stream."""
 
     def __init__(self, block: nn.Module, in_shape):
-        from ..models.blocks.resnet3d import Bottleneck3d, ZeroPadShortcut3d
+        from ..models.blocks.resnet3d import ZeroPadShortcut3d
 
         convs = [(block.conv1, block.bn1), (block.conv2, block.bn2)]
-        if isinstance(block, Bottleneck3d):
+        if hasattr(block, "conv3"):
             convs.append((block.conv3, block.bn3))
         self.convs = []
         shape = in_shape
@@ -278,7 +290,7 @@ class _QBlock:
         self.out_shape = shape
         ds = block.downsample
         self.shortcut: Any = None  # None: identity; _QConv: int8 conv on the block input; module: on fp32
-        if isinstance(ds, nn.Sequential) and len(ds) == 2 and isinstance(ds[0], nn.Conv3d):
+        if isinstance(ds, nn.Sequential) and len(ds) == 2 and isinstance(ds[0], _CONVS):
             w, b = fold_conv_bn(ds[0], ds[1] if isinstance(ds[1], _BNS) else None)
             self.shortcut = _QConv(w, b, ds[0].stride, ds[0].padding, in_shape)
         elif isinstance(ds, ZeroPadShortcut3d):
@@ -297,7 +309,131 @@ class _QBlock:
             res = self.shortcut(q, s)
         else:
             res = self.shortcut(x)
-        return h.add_(res).relu_()
+        return _add_relu(h, res)
+
+
+def _run_blocks(blocks: list, x: Tensor) -> Tensor:
+    """The int8 blocks on fp32 ``x`` (non-negative: after a ReLU)."""
+    q, s = _quantize(x)
+    last = len(blocks) - 1
+    for i, block in enumerate(blocks):
+        x = block(x, q, s)
+        if i < last:
+            q, s = _quantize(x)
+    return x
+
+
+class Int8ResNet2d(nn.Module):
+    """The kit's :class:`~affectkit.models.blocks.resnet2d.ResNet2d` (eval mode, BN folded, no head)
+    with int8 blocks; the stem convolution (one input channel: too little work for int8) stays fp32.
+    ``forward(x)`` returns the pooled ``(N, 8*width)`` features, as ``ResNet2d.forward``."""
+
+    def __init__(self, net: nn.Module, in_shape):
+        super().__init__()
+        if getattr(net, "num_classes", None) is not None:
+            raise ValueError("Int8ResNet2d: networks with a classification head are not supported")
+        w, b = fold_conv_bn(net.conv1, net.bn1)
+        self.stem_weight = w.contiguous(memory_format=torch.channels_last)
+        self.stem_bias = b
+        self.stem = dict(stride=net.conv1.stride, padding=net.conv1.padding)
+        self.maxpool = net.maxpool
+        shape = _out_shape(in_shape, net.conv1.kernel_size, net.conv1.stride, net.conv1.padding, net.conv1.out_channels)
+        mp = net.maxpool
+        shape = _out_shape(shape, (mp.kernel_size,) * 2, (mp.stride,) * 2, (mp.padding,) * 2, shape[1])
+        self.blocks = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for block in layer:
+                qb = _QBlock(block, shape)
+                self.blocks.append(qb)
+                shape = qb.out_shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.conv2d(x.float(), self.stem_weight, self.stem_bias, **self.stem)
+        # with one input channel the output's layout is ambiguous; max pooling is 10x faster channels-last
+        x = self.maxpool(x.relu_().contiguous(memory_format=torch.channels_last))
+        x = _run_blocks(self.blocks, x)
+        return x.mean(dim=(2, 3))
+
+
+def _even(v: int) -> int:
+    return v + (v % 2)
+
+
+class _PixelStem:
+    """The trunk's first convolution (BN folded) as an int8 convolution on the raw 0-255 pixels.
+
+    The normalisation ``x * scale - offset[c]`` is folded in: the convolution sees the rounded pixels
+    (exact for 8-bit video), pads with the pixel value that normalises to 0 (``offset / scale``,
+    exact for the "original" normalisation's 100) and subtracts the offset's response from its bias.
+    A stride-2 (H, W) kernel is rewritten as a stride-1 kernel on a 2x2 space-to-depth rearrangement
+    of the pixels (3 -> 12 input channels; same result, the int8 kernels run it faster); the staging
+    copy that rounds and pads the pixels writes that layout directly.
+    """
+
+    def __init__(self, conv: nn.Conv3d, bn: nn.Module, in_shape, *, pixel_scale: float, pad_raw: Tensor):
+        w, bias = fold_conv_bn(conv, bn)
+        n, c, t, h, wd = (int(v) for v in in_shape)
+        (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = conv.kernel_size, conv.stride, conv.padding
+        self.scale = float(pixel_scale)
+        self.pad_value = pad_raw.round().clamp(0, 255).to(torch.uint8)
+        self.out_hw = ((h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1)
+        self.s2d = (sh, sw) == (2, 2) and h % 2 == 0 and wd % 2 == 0
+        self.pt = pt
+        if self.s2d:
+            # pad top/left to an even amount (shift the kernel by the difference), kernel to even size
+            self.ph2, self.pw2 = _even(ph), _even(pw)
+            kh2, kw2 = _even(kh + self.ph2 - ph), _even(kw + self.pw2 - pw)
+            ho, wo = self.out_hw
+            self.hp2 = _even(max(2 * (ho - 1) + kh2, self.ph2 + h))
+            self.wp2 = _even(max(2 * (wo - 1) + kw2, self.pw2 + wd))
+            w2 = w.new_zeros(w.shape[0], c, kt, kh2, kw2)
+            w2[:, :, :, self.ph2 - ph:self.ph2 - ph + kh, self.pw2 - pw:self.pw2 - pw + kw] = w
+            # (O, c, kt, kh2/2, dy, kw2/2, dx) -> (O, dy, dx, c, kt, kh2/2, kw2/2): channels (dy, dx, c)
+            w2 = w2.reshape(w.shape[0], c, kt, kh2 // 2, 2, kw2 // 2, 2).permute(0, 4, 6, 1, 2, 3, 5)
+            w2 = w2.reshape(w.shape[0], 4 * c, kt, kh2 // 2, kw2 // 2)
+            staged = (n, 4 * c, t + 2 * pt, self.hp2 // 2, self.wp2 // 2)
+            self.conv = _QConv(w2, bias, (st, 1, 1), (0, 0, 0), staged, x_scale_hint=self.scale)
+            offset_sum = (self.conv.qweight_sum.reshape(w.shape[0], 4, c) * pad_raw.reshape(1, 1, c)).sum((1, 2))
+        else:
+            self.pad = (pt, ph, pw)
+            staged = (n, c, t + 2 * pt, h + 2 * ph, wd + 2 * pw)
+            self.conv = _QConv(w, bias, (st, sh, sw), (0, 0, 0), staged, x_scale_hint=self.scale)
+            offset_sum = (self.conv.qweight_sum * pad_raw.reshape(1, c)).sum(1)
+        # conv(scale * (raw - pad_raw)) = scale * conv(raw) - scale * sum_c pad_raw[c] * sum_k w[o, c, k]
+        self.conv.bias = (bias - self.scale * self.conv.w_scale * offset_sum).contiguous()
+
+    @staticmethod
+    def _round(video: Tensor) -> Tensor:
+        """Pixels -> uint8, rounding half up and saturating (a cast to uint8 alone truncates)."""
+        if video.dtype == torch.uint8:
+            return video
+        return torch.add(video, 0.5).clamp_(0.0, 255.0).to(torch.uint8)
+
+    def __call__(self, video: Tensor, out_dtype: torch.dtype = torch.bfloat16) -> Tensor:
+        n, c, t, h, w = video.shape
+        pt = self.pt
+        if self.s2d:
+            hh, wh = self.hp2 // 2, self.wp2 // 2
+            buf = torch.empty((n, t + 2 * pt, hh, wh, 2, 2, c), dtype=torch.uint8)
+            buf.copy_(self.pad_value)  # broadcast over the channel axis
+            i0, j0 = self.ph2 // 2, self.pw2 // 2
+            inner = buf.permute(0, 1, 2, 4, 3, 5, 6)[:, pt:pt + t, i0:i0 + h // 2, :, j0:j0 + w // 2]
+            # round on the contiguous input, go channels-last, then scatter 2x2 blocks (fastest order)
+            pixels = self._round(video).contiguous(memory_format=_CL3D).permute(0, 2, 3, 4, 1)
+            inner.copy_(pixels.unflatten(3, (w // 2, 2)).unflatten(2, (h // 2, 2)))
+            x = buf.view(n, t + 2 * pt, hh, wh, 4 * c).permute(0, 4, 1, 2, 3)
+        else:
+            _, ph, pw = self.pad
+            buf = torch.empty((n, t + 2 * pt, h + 2 * ph, w + 2 * pw, c), dtype=torch.uint8)
+            buf.copy_(self.pad_value)
+            pixels = self._round(video).contiguous(memory_format=_CL3D).permute(0, 2, 3, 4, 1)
+            buf[:, pt:pt + t, ph:ph + h, pw:pw + w].copy_(pixels)
+            x = buf.permute(0, 4, 1, 2, 3)
+        y = self.conv(x, self.scale, out_dtype)
+        ho, wo = self.out_hw
+        if y.shape[3] != ho or y.shape[4] != wo:
+            y = y[:, :, :, :ho, :wo]
+        return y
 
 
 class Int8ResNet3d(nn.Module):
@@ -306,64 +442,43 @@ class Int8ResNet3d(nn.Module):
     to the trunk's ``forward_features`` output ``(N, C, T', H', W')`` (fp32).
 
     ``pixel_scale`` and ``pixel_offset`` describe the model's input normalisation
-    ``x * pixel_scale - pixel_offset[c]``; the stem convolution computes it exactly (it sees the
-    rounded 0-255 pixels and pads with ``pixel_offset / pixel_scale``).
+    ``x * pixel_scale - pixel_offset[c]``, which the stem computes exactly (see ``_PixelStem``).
     """
 
-    def __init__(self, trunk: nn.Module, in_shape, *, pixel_scale: float, pixel_offset):
+    def __init__(self, trunk: nn.Module, in_shape, *, pixel_scale: float, pixel_offset, int8_layers: int = 4):
         super().__init__()
         conv1 = trunk.conv1
-        self.pixel_scale = float(pixel_scale)
         offsets = torch.as_tensor(pixel_offset, dtype=torch.float32).reshape(-1)
         if offsets.numel() == 1:
             offsets = offsets.expand(conv1.in_channels)
-        pad_raw = offsets / self.pixel_scale  # the pixel value that normalises to 0
-        self.pad = [int(p) for p in conv1.padding]
-        self.pad_value = pad_raw.round().clamp(0, 255).to(torch.uint8)
-        n, c, t, h, w = in_shape
-        padded = (n, c, t + 2 * self.pad[0], h + 2 * self.pad[1], w + 2 * self.pad[2])
-        wgt, bias = fold_conv_bn(conv1, trunk.bn1)
-        self.stem = _QConv(wgt, bias, conv1.stride, [0, 0, 0], padded, x_scale_hint=self.pixel_scale)
-        # conv(scale * (raw - pad_raw)) = scale * conv(raw) - scale * sum_c pad_raw[c] * sum_k w[o, c, k]
-        self.stem.bias = (bias - self.pixel_scale * self.stem.w_scale
-                          * (self.stem.qweight_sum * pad_raw.reshape(1, -1)).sum(1)).contiguous()
+        self.stem = _PixelStem(conv1, trunk.bn1, in_shape, pixel_scale=pixel_scale, pad_raw=offsets / pixel_scale)
         self.maxpool = trunk.maxpool
-        shape = _out_shape(padded, conv1.kernel_size, conv1.stride, [0, 0, 0], conv1.out_channels)
+        shape = _out_shape(in_shape, conv1.kernel_size, conv1.stride, conv1.padding, conv1.out_channels)
         mp = trunk.maxpool
-        k, st, p = (mp.kernel_size,) * 3, (mp.stride,) * 3, (mp.padding,) * 3
-        shape = _out_shape(shape, k, st, p, shape[1])
+        shape = _out_shape(shape, (mp.kernel_size,) * 3, (mp.stride,) * 3, (mp.padding,) * 3, shape[1])
         self.blocks = []
-        for layer in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4):
+        layers = [trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4]
+        self.int8_layers = max(0, min(4, int(int8_layers)))
+        for layer in layers[:self.int8_layers]:
             for block in layer:
                 qb = _QBlock(block, shape)
                 self.blocks.append(qb)
                 shape = qb.out_shape
+        # the remaining stages in fp32 (BN folded, channels-last): "mixed" precision
+        tail = [fold_batchnorm(copy.deepcopy(layer).eval()) for layer in layers[self.int8_layers:]]
+        self.fp32_tail = nn.Sequential(*tail).to(memory_format=_CL3D) if tail else None
+        if self.fp32_tail is not None:
+            for p in self.fp32_tail.parameters():
+                p.requires_grad_(False)
         self.out_channels = trunk.out_channels
 
-    def _pixels(self, video: Tensor) -> Tensor:
-        """Float pixels (N, 3, T, H, W) -> rounded uint8, padded with ``pad_value``, channels_last_3d."""
-        n, c, t, h, w = video.shape
-        pt, ph, pw = self.pad
-        buf = torch.empty((n, t + 2 * pt, h + 2 * ph, w + 2 * pw, c), dtype=torch.uint8)
-        if pt or ph or pw:
-            buf.copy_(self.pad_value)  # broadcast over the channel axis
-        inner = buf[:, pt:pt + t, ph:ph + h, pw:pw + w, :]
-        if video.dtype == torch.uint8:
-            inner.copy_(video.permute(0, 2, 3, 4, 1))
-        else:  # round half up, saturate (copy_ to uint8 truncates)
-            inner.copy_(torch.clamp(video.permute(0, 2, 3, 4, 1) + 0.5, 0.0, 255.0))
-        return buf.permute(0, 4, 1, 2, 3)
-
     def forward(self, video: Tensor) -> Tensor:
-        h = self.stem(self._pixels(video), self.pixel_scale, torch.bfloat16)
-        h = self.maxpool(h).float()
-        q, s = _quantize(h)
-        x = h.relu_()
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            x = block(x, q, s)
-            if i < last:
-                q, s = _quantize(x)
+        h = self.stem(video, torch.bfloat16)  # bf16 halves the traffic of the largest activation
+        x = self.maxpool(h).float().relu_()
+        if self.blocks:
+            x = _run_blocks(self.blocks, x)
+        if self.fp32_tail is not None:
+            x = self.fp32_tail(x.contiguous(memory_format=_CL3D))
         return x
 
 
@@ -402,7 +517,7 @@ class FastVAANet(nn.Module):
     readable through this object. ``precision`` tells which trunk was built.
     """
 
-    def __init__(self, model: nn.Module, precision: str = "auto"):
+    def __init__(self, model: nn.Module, precision: str = "auto", *, int8_audio: bool = True):
         super().__init__()
         from ..models.vaanet import ORIGINAL_MEAN, ORIGINAL_NORM_VALUE
 
@@ -420,9 +535,10 @@ class FastVAANet(nn.Module):
             self.norm_scale, self.norm_offset = 1.0, model.pixel_mean.detach().float().reshape(-1).clone()
 
         trunk: nn.Module | None = None
-        if precision == "int8":
+        if precision in ("int8", "mixed"):
             try:
-                trunk = Int8ResNet3d(model.trunk, in_shape, pixel_scale=self.norm_scale, pixel_offset=self.norm_offset)
+                trunk = Int8ResNet3d(model.trunk, in_shape, pixel_scale=self.norm_scale, pixel_offset=self.norm_offset,
+                                     int8_layers=4 if precision == "int8" else 2)
                 _self_check_int8()
             except Exception as err:  # missing/changed ops: fall back to the exact path
                 log.warning("prepare_fast: int8 trunk unavailable (%s: %s); using fp32", type(err).__name__, err)
@@ -432,12 +548,23 @@ class FastVAANet(nn.Module):
         self.precision = precision
         self.trunk = trunk
 
+        audio: nn.Module | None = None
+        self.int8_audio = bool(int8_audio and precision in ("int8", "mixed"))
+        if self.int8_audio:
+            n = model.audio_segments
+            audio_shape = (n, 1, model.audio_frames // n, model.audio_bins)
+            try:
+                audio = Int8ResNet2d(model.audio_net, audio_shape)
+            except Exception as err:
+                log.warning("prepare_fast: int8 audio network unavailable (%s: %s); using fp32", type(err).__name__, err)
+                self.int8_audio = False
+        if audio is None:
+            audio = fold_batchnorm(copy.deepcopy(model.audio_net).eval()).to(memory_format=torch.channels_last)
+            for p in audio.parameters():
+                p.requires_grad_(False)
         base = _shell_copy(model)
         base._modules["trunk"] = nn.Identity()  # not used; drops the reference to the fp32 trunk
-        audio = fold_batchnorm(copy.deepcopy(model.audio_net).eval())
-        for p in audio.parameters():
-            p.requires_grad_(False)
-        base._modules["audio_net"] = audio.to(memory_format=torch.channels_last)
+        base._modules["audio_net"] = audio
         self.base = base
 
     def __getattr__(self, name: str):
@@ -509,7 +636,8 @@ def _self_check_int8() -> None:
         raise RuntimeError(f"int8 convolutions disagree with fp32 (relative errors {checks})")
 
 
-def prepare_fast(model: nn.Module, *, precision: str = "auto", allocator: bool = True) -> nn.Module:
+def prepare_fast(model: nn.Module, *, precision: str = "auto", int8_audio: bool = True,
+                 allocator: bool = True) -> nn.Module:
     """The fast inference version of ``model`` (in eval mode); ``model`` itself is not modified.
 
     For VAANet: a :class:`FastVAANet` (``precision``: "auto" = int8 where the CPU has VNNI and
@@ -522,7 +650,7 @@ def prepare_fast(model: nn.Module, *, precision: str = "auto", allocator: bool =
     if allocator:
         tune_allocator()
     if isinstance(model, VAANet):
-        return FastVAANet(model, precision=precision).eval()
+        return FastVAANet(model, precision=precision, int8_audio=int8_audio).eval()
     if model.training:
         raise ValueError("prepare_fast: put the model in eval mode first (model.eval())")
     fast = fold_batchnorm(copy.deepcopy(model))

@@ -3,7 +3,6 @@ attention of each snippet with its time span. One :class:`Predictor` serves the 
 and (later) the HTTP service, for every clip classifier of the kit."""
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -21,8 +20,9 @@ from ..errors import AffectkitError, MediaError
 class Predictor:
     """``Predictor(ckpt).predict("video.mp4")`` -> a JSON-ready dict.
 
-    ``fast=True`` runs the model under bf16 autocast with channels-last 3D convolutions (see
-    ``benchmarks/``); the default is the plain fp32 path.
+    ``fast=True`` runs the model through :func:`affectkit.deploy.fast.prepare_fast` (BatchNorm
+    folded, and an int8 trunk where the CPU supports it; see ``benchmarks/README.md`` for speed and
+    agreement with fp32); the default is the plain fp32 path.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, *, device: str = "cpu", fast: bool = False,
@@ -59,8 +59,7 @@ class Predictor:
         """The model on one preprocessed sample -> the result dict."""
         batch = {k: (v.unsqueeze(0).to(self.device) if torch.is_tensor(v) else v) for k, v in sample.items()}
         t0 = time.perf_counter()
-        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.fast else contextlib.nullcontext()
-        with torch.inference_mode(), ctx:
+        with torch.inference_mode():  # the fast path manages its own precision
             out = self.model(**model_inputs(self.model, batch))
         probs = torch.softmax(out.logits.float(), -1)[0].cpu()
         top = int(probs.argmax())
