@@ -1,36 +1,39 @@
-"""The fast CPU inference path for VAANet (see ``benchmarks/README.md`` for the measurements).
+"""The fast CPU inference path for VAANet (measurements: ``benchmarks/README.md``).
 
 ``prepare_fast(model)`` returns an inference-only model with the same call signature and output
 (:class:`~affectkit.models.outputs.ClassifierOutput`) as ``model``; ``model`` itself is not changed.
-What it does, for a :class:`~affectkit.models.vaanet.VAANet` in eval mode:
+For a :class:`~affectkit.models.vaanet.VAANet` in eval mode it builds a :class:`FastVAANet`:
 
-* **BatchNorm folding** (``fold_conv_bn``): every Conv+BN pair of the frozen 3D trunk and of the
-  audio ResNet is replaced by one convolution with a bias (exact in eval mode).
+* **BatchNorm folding** (:func:`fold_conv_bn`, :func:`fold_batchnorm`): every Conv+BN pair of the
+  frozen 3D trunk and of the audio ResNet becomes one convolution with a bias (exact in eval mode).
 * **int8 trunk** (``precision="int8"``, the default where the CPU has VNNI): the 3D ResNet runs on
-  oneDNN's u8 x s8 convolutions, the form these CPUs compute fastest. Weights are quantised per
-  output channel (symmetric, from the folded fp32 weights); every convolution input is quantised per
-  tensor and per call from its actual maximum (dynamic, so no calibration data is needed); the
-  convolutions accumulate in int32 and write fp32, and the residual stream stays fp32. The first
-  convolution sees the raw 0-255 pixels, which uint8 holds exactly; the input normalisation is folded
-  into its bias (and the padding value), so that layer's input is not approximated at all.
-  1x1x1 convolutions run as 2D convolutions on a ``(N, C, T*H, W)`` view (same memory, faster kernels).
-* **fp32 trunk** (``precision="fp32"``, the fallback): folded weights, ``channels_last_3d``.
-* **bf16 trunk** (``precision="bf16"``): folded weights stored in bf16, ``channels_last_3d``. Only worth
-  it on CPUs with AMX; with AVX-512 alone, bf16 convolutions are *slower* than fp32 (the bf16 dot
-  product instruction issues at half the rate of fp32 FMAs).
-* Everything else (audio ResNet-18 with folded BN, attention heads, classifier) runs in fp32.
-* ``tune_allocator()`` keeps glibc from returning freed large blocks to the kernel, so the big
+  oneDNN's u8 x s8 convolutions, which these CPUs compute 4x faster than fp32 (AVX-512 VNNI; their
+  bf16 dot product issues at half the fp32 FMA rate, so bf16 is *slower* than fp32 here). Weights are
+  quantised per output channel (symmetric, from the folded fp32 weights); every convolution input is
+  quantised per tensor, per call, from its actual maximum (dynamic: no calibration data needed); the
+  convolutions accumulate in int32 and write fp32; the residual stream stays fp32. The first
+  convolution sees the raw 0-255 pixels, which uint8 holds exactly, with the input normalisation
+  folded into its bias and padding value, and its stride-2 kernel rewritten on a 2x2 space-to-depth
+  view (same result, faster). 1x1x1 convolutions run as 2D ones on a ``(N, C, T*H, W)`` view.
+* **int8 audio network**: the audio ResNet-18 likewise, except its stem and first stage, which stay
+  fp32 (MFCC activations there have outliers a per-tensor uint8 scale resolves poorly).
+* ``precision="mixed"``: int8 stem + stages 1-2 of the trunk, fp32 stages 3-4: a quarter of the int8
+  trunk's feature error, about 0.3 s slower per video. ``"fp32"``: folded fp32 weights,
+  ``channels_last_3d`` (exact up to rounding; the fallback when int8 is unavailable). ``"bf16"``: folded
+  bf16 weights, for CPUs with AMX.
+* The attention heads and the classifier run in fp32, unchanged.
+* :func:`tune_allocator` keeps glibc from returning freed large blocks to the kernel, so the big
   activation tensors are not page-faulted in again on every call (a process-wide setting).
 
 The returned module disables autocast inside its forward pass: it manages its own precision, so
-callers should not wrap it in ``torch.autocast`` (doing so is harmless, but has no effect).
+callers need no ``torch.autocast`` (an outer one changes nothing). Typical use::
 
-Measured on the project's 2-core AVX-512 VM, full-size VAANet, one video (12 x 16 x 112 x 112 + audio):
-see ``benchmarks/README.md``.
+    fast = prepare_fast(model.eval())
+    with torch.inference_mode():
+        out = fast(video=video, audio=audio)      # or fast(video_features=..., audio=...)
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import ctypes
 import ctypes.util
@@ -84,9 +87,10 @@ _allocator_tuned = False
 def tune_allocator(threshold_bytes: int = 1 << 30) -> bool:
     """Serve large allocations from glibc's heap and keep freed memory, instead of mmap/munmap.
 
-    PyTorch's CPU tensors come from ``malloc``; glibc hands every block above 32 MB to ``mmap``
-    and unmaps it on free, so each forward pass page-faults its big activations in again (about
-    3x the cost of the arithmetic of an elementwise op). Raising ``M_MMAP_THRESHOLD`` and
+    PyTorch's CPU tensors come from ``malloc``; glibc serves large blocks (above its mmap threshold:
+    128 KB, raised dynamically up to 32 MB) with ``mmap`` and unmaps them on free, so every forward
+    pass page-faults its big activations in again (for an elementwise op on a fresh 77 MB tensor this
+    costs about 3x the arithmetic). Raising ``M_MMAP_THRESHOLD`` and
     ``M_TRIM_THRESHOLD`` keeps that memory in the process for reuse. Process-wide and not undone;
     the resident size stays near its peak. A no-op (returns False) where glibc is not available.
     """
@@ -325,10 +329,12 @@ def _run_blocks(blocks: list, x: Tensor) -> Tensor:
 
 class Int8ResNet2d(nn.Module):
     """The kit's :class:`~affectkit.models.blocks.resnet2d.ResNet2d` (eval mode, BN folded, no head)
-    with int8 blocks; the stem convolution (one input channel: too little work for int8) stays fp32.
-    ``forward(x)`` returns the pooled ``(N, 8*width)`` features, as ``ResNet2d.forward``."""
+    with int8 blocks. The stem convolution (one input channel: too little work for int8) and the first
+    ``fp32_layers`` stages stay fp32: on MFCC input the first stage's activations have outliers
+    (max ~40x the RMS), which a per-tensor uint8 scale resolves poorly. ``forward(x)`` returns the
+    pooled ``(N, 8*width)`` features, as ``ResNet2d.forward``."""
 
-    def __init__(self, net: nn.Module, in_shape):
+    def __init__(self, net: nn.Module, in_shape, *, fp32_layers: int = 1):
         super().__init__()
         if getattr(net, "num_classes", None) is not None:
             raise ValueError("Int8ResNet2d: networks with a classification head are not supported")
@@ -340,8 +346,19 @@ class Int8ResNet2d(nn.Module):
         shape = _out_shape(in_shape, net.conv1.kernel_size, net.conv1.stride, net.conv1.padding, net.conv1.out_channels)
         mp = net.maxpool
         shape = _out_shape(shape, (mp.kernel_size,) * 2, (mp.stride,) * 2, (mp.padding,) * 2, shape[1])
+        layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+        k = max(0, min(4, int(fp32_layers)))
+        head = [fold_batchnorm(copy.deepcopy(layer).eval()) for layer in layers[:k]]
+        self.fp32_head = nn.Sequential(*head).to(memory_format=torch.channels_last) if head else None
+        if self.fp32_head is not None:
+            for p in self.fp32_head.parameters():
+                p.requires_grad_(False)
+            for layer in layers[:k]:
+                for block in layer:
+                    shape = _out_shape(shape, block.conv1.kernel_size, block.conv1.stride, block.conv1.padding,
+                                       block.conv2.out_channels)
         self.blocks = []
-        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for layer in layers[k:]:
             for block in layer:
                 qb = _QBlock(block, shape)
                 self.blocks.append(qb)
@@ -351,7 +368,10 @@ class Int8ResNet2d(nn.Module):
         x = F.conv2d(x.float(), self.stem_weight, self.stem_bias, **self.stem)
         # with one input channel the output's layout is ambiguous; max pooling is 10x faster channels-last
         x = self.maxpool(x.relu_().contiguous(memory_format=torch.channels_last))
-        x = _run_blocks(self.blocks, x)
+        if self.fp32_head is not None:
+            x = self.fp32_head(x)
+        if self.blocks:
+            x = _run_blocks(self.blocks, x)
         return x.mean(dim=(2, 3))
 
 
@@ -525,8 +545,12 @@ class FastVAANet(nn.Module):
             raise ValueError("prepare_fast: put the model in eval mode first (model.eval())")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
         if precision == "auto":
-            precision = "int8" if int8_available() else "fp32"
+            precision = "int8" if on_cpu and int8_available() else "fp32"
+        elif precision in ("int8", "mixed") and not on_cpu:
+            log.warning("prepare_fast: int8 runs on the CPU only; using fp32 for a model on another device")
+            precision = "fp32"
         self.input_keys = tuple(getattr(model, "input_keys", ("video", "audio")))
         self.seq_len, self.trunk_channels = model.seq_len, model.trunk_channels
         in_shape = (model.seq_len, 3, model.snippet_duration, model.sample_size, model.sample_size)
