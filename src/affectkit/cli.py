@@ -94,6 +94,19 @@ def cmd_predict(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ serve, export
+def cmd_serve(args) -> int:
+    from .deploy.server import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_export_onnx(args) -> int:
+    from .deploy.onnx_export import run_from_args
+
+    return run_from_args(args)
+
+
 # -------------------------------------------------------------------------------------------- data
 def cmd_data_synth(args) -> int:
     from .data import synth
@@ -196,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="fast CPU path: folded BatchNorm, int8 trunk where supported (see benchmarks/README.md)")
     s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, GET /health, GET /models, page at /")
+    from .deploy.server import add_arguments as serve_arguments  # argparse only: no web framework imported
+
+    serve_arguments(s)
+    s.set_defaults(func=cmd_serve)
+
+    e = sub.add_parser("export", help="export a checkpoint for deployment").add_subparsers(dest="export_format", required=True)
+    s = e.add_parser("onnx", help="ONNX file with the preprocessing in its metadata (run it with predict --engine onnx)")
+    from .deploy.onnx_export import add_arguments as onnx_arguments  # argparse only: onnx imported on use
+
+    onnx_arguments(s)
+    s.set_defaults(func=cmd_export_onnx)
 
     d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     s = d.add_parser("synth", help="write the synthetic affective video set (mp4 + SRT + annotation JSON)")

@@ -17,18 +17,25 @@ class ModelEntry:
     task: str = "classify"
     description: str = ""
     configs: list[str] = field(default_factory=list)  # shipped YAML configs using this model
+    input_keys: tuple[str, ...] = ("video", "audio")  # the sample keys ``forward`` takes (data loading follows them)
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, default_config: dict[str, Any], task: str = "classify", description: str = ""):
-    """Decorator: ``@register_model("vaanet", default_config={...})`` on ``builder(**cfg) -> nn.Module``."""
+def register_model(name: str, *, default_config: dict[str, Any], task: str = "classify", description: str = "",
+                   input_keys: tuple[str, ...] = ("video", "audio")):
+    """Decorator: ``@register_model("vaanet", default_config={...})`` on ``builder(**cfg) -> nn.Module``.
+
+    ``input_keys`` names the sample keys the model's ``forward`` takes (e.g. ``("audio",)`` for an
+    audio-only model); data loading in training and prediction reads only those modalities."""
 
     def wrap(builder):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, builder, dict(default_config), task, description or (builder.__doc__ or "").strip().split("\n")[0])
+        _MODELS[name] = ModelEntry(name, builder, dict(default_config), task,
+                                   description or (builder.__doc__ or "").strip().split("\n")[0],
+                                   input_keys=tuple(input_keys))
         return builder
 
     return wrap

@@ -93,6 +93,16 @@ class ClipLoader:
         return np.ascontiguousarray(audio_features(source, spec), dtype=np.float32)
 
 
+def make_loader(input_cfg, input_keys=("video", "audio"), *, train: bool, augment=None):
+    """The sample loader for a model taking ``input_keys``: one place that both training and
+    prediction (``deploy/predictor.py``) go through, so a file is preprocessed the same way in both."""
+    keys = tuple(input_keys)
+    if "video" not in keys and "video_features" not in keys:
+        raise NotImplementedError(f"no sample loader for a model taking {keys}")
+    return ClipLoader(input_cfg, train=train, augment=augment,
+                      with_audio="audio" in keys and input_cfg.audio.kind != "none")
+
+
 class ClipDataset(Dataset):
     """Samples of a list of :class:`VideoRecord`; a broken video yields ``None`` (reported, skipped).
 
@@ -100,8 +110,11 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[VideoRecord], input_cfg, *, train: bool, augment=None,
-                 skip_bad: bool = True, with_audio: bool = True, check: bool = True):
-        self.loader = ClipLoader(input_cfg, train=train, augment=augment, with_audio=with_audio)
+                 skip_bad: bool = True, with_audio: bool = True, check: bool = True, input_keys=None):
+        if input_keys is not None:
+            self.loader = make_loader(input_cfg, input_keys, train=train, augment=augment)
+        else:
+            self.loader = ClipLoader(input_cfg, train=train, augment=augment, with_audio=with_audio)
         self.skip_bad = skip_bad
         self.problems: list[tuple[str, str]] = []
         records = list(records)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from ..config import config_from_dict
-from ..data.clips import ClipLoader
+from ..data.clips import make_loader
 from ..engine.checkpoint import find_checkpoint, load_model
 from ..engine.tasks import model_inputs
 from ..errors import AffectkitError, MediaError
@@ -37,7 +37,8 @@ class Predictor:
         self.input_cfg = cfg.input
         self.classes: list[str] = list(self.config["classes"])
         self.polarity: dict[str, str] | None = self.config.get("polarity")
-        self.loader = ClipLoader(cfg.input, train=False, with_audio=cfg.input.audio.kind != "none")
+        self.input_keys = tuple(getattr(self.model, "input_keys", ("video", "audio")))
+        self.loader = make_loader(cfg.input, self.input_keys, train=False)
         self.fast = fast
         if fast:
             from .fast import prepare_fast

@@ -70,8 +70,9 @@ class ClassificationTask:
     def dataset(self, index: DatasetIndex, split: str, *, train: bool):
         cfg = self.cfg
         records = index.split(split)
+        keys = get_model_entry(cfg.model.name).input_keys
         return ClipDataset(records, cfg.input, train=train, augment=cfg.train.augment if train else None,
-                           skip_bad=cfg.data.skip_bad, with_audio=cfg.input.audio.kind != "none")
+                           skip_bad=cfg.data.skip_bad, input_keys=keys)
 
     # -- steps -----------------------------------------------------------------------------
     def loss(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, Any]:

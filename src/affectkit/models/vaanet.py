@@ -304,6 +304,7 @@ class VAANet(nn.Module):
 @register_model(
     "vaanet",
     default_config=DEFAULT_CONFIG,
+    input_keys=VAANet.input_keys,
     description="VAANet (AAAI'20): frozen 3D ResNet-101 + spatial/channel/temporal attention, ResNet-18 MFCC audio stream",
 )
 def vaanet(**cfg) -> VAANet:
