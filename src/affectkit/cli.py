@@ -59,8 +59,10 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     from .deploy.predictor import Predictor, plot_timeline
 
-    pred = Predictor(args.checkpoint, device=args.device, fast=args.fast, allow_silent_audio=args.allow_silent_audio)
-    if len(args.videos) == 1 and not Path(args.videos[0]).is_dir():
+    pred = Predictor(args.checkpoint, device=args.device, fast=args.fast, allow_silent_audio=args.allow_silent_audio,
+                     engine=args.engine, threads=args.threads)
+    single = len(args.videos) == 1 and not Path(args.videos[0]).is_dir() and not _is_glob(args.videos[0])
+    if single:
         result = pred.predict(args.videos[0])
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -70,28 +72,113 @@ def cmd_predict(args) -> int:
             plot_timeline(result, args.plot)
         _print_json(result)
         return 0
-    # several files, or a folder: one JSON line per video, broken files reported and skipped
-    from .data.datasets import VIDEO_EXTENSIONS
+    return _predict_batch(pred, args)
 
-    paths: list[Path] = []
-    for v in args.videos:
-        p = Path(v)
-        paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS) if p.is_dir() else [p]
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def media_files(specs: list[str], extensions) -> list[str]:
+    """Files named by ``specs`` (files, folders searched recursively, glob patterns with ``**``), in a
+    stable order, without repeats. A named file is kept whatever its extension (the decoder judges it)."""
+    import glob
+
+    found: list[str] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+        elif _is_glob(spec) and not p.exists():
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise AffectkitError(f"{spec}: no files match this pattern")
+            found += [m for m in matches if os.path.isfile(m)]
+        else:
+            found.append(spec)  # missing files are reported per file by the predictor
+    seen: set[str] = set()
+    return [f for f in found if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
+
+
+def _done_in(out_path: Path, retry_errors: bool) -> set[str]:
+    """Absolute paths already in a JSON-lines result file (a cut-off last line is dropped)."""
+    done: set[str] = set()
+    if not out_path.exists():
+        return done
+    good_bytes = 0
+    with open(out_path, "rb") as fh:
+        for raw in fh:
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                break  # an interrupted write: keep what came before
+            if not raw.endswith(b"\n"):
+                break
+            good_bytes += len(raw)
+            if isinstance(row, dict) and row.get("video") and not (retry_errors and "error" in row):
+                done.add(os.path.abspath(row["video"]))
+    if good_bytes < out_path.stat().st_size:
+        with open(out_path, "r+b") as fh:
+            fh.truncate(good_bytes)
+    return done
+
+
+def _predict_batch(pred, args) -> int:
+    """Several files, folders or glob patterns: one JSON line per file, broken files reported and
+    skipped, resumable (files already in ``--out`` are not run again), decoding in ``--workers``
+    background processes while the model runs."""
+    from tqdm import tqdm
+
+    from .data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+
+    extensions = set(VIDEO_EXTENSIONS) | (set(AUDIO_EXTENSIONS) if "video" not in pred.input_keys else set())
+    paths = media_files(args.videos, extensions)
+    if not paths:
+        raise AffectkitError(f"no media files in {' '.join(args.videos)}")
+    out = sys.stdout
+    todo = paths
+    if args.out:
+        out_path = Path(args.out)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if args.overwrite and out_path.exists():
+            out_path.unlink()
+        done = _done_in(out_path, args.retry_errors)
+        todo = [p for p in paths if os.path.abspath(p) not in done]
+        if done:
+            print(f"{args.out}: {len(paths) - len(todo)} of {len(paths)} files already done; running the other {len(todo)}",
+                  file=sys.stderr)
+        if args.retry_errors:
+            _drop_error_rows(out_path)
+        out = open(out_path, "a", encoding="utf-8")
     failed = 0
+    bar = tqdm(total=len(todo), unit="file", disable=None if not args.progress else False, file=sys.stderr)
     try:
-        for path, result, error in pred.predict_many(paths):
+        for path, result, error in pred.predict_many(todo, workers=args.workers):
             line = result if result is not None else {"video": path, "error": error}
-            failed += error is not None
             if error:
-                print(f"skipped: {error}", file=sys.stderr)
-            out.write(json.dumps(line) + "\n")
+                failed += 1
+                bar.write(f"skipped: {error}", file=sys.stderr)
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             out.flush()
+            bar.update(1)
+            bar.set_postfix(skipped=failed, refresh=False)
     finally:
+        bar.close()
         if out is not sys.stdout:
             out.close()
-    print(f"{len(paths) - failed} predicted, {failed} skipped", file=sys.stderr)
+    print(f"{len(todo) - failed} predicted, {failed} skipped" + (f", {len(paths) - len(todo)} already done" if len(todo) < len(paths) else ""),
+          file=sys.stderr)
     return 0
+
+
+def _drop_error_rows(out_path: Path) -> None:
+    """For --retry-errors: remove the error lines, which the rerun writes again (atomic rewrite)."""
+    rows = out_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [r for r in rows if '"error"' not in r or "error" not in json.loads(r)]
+    if len(kept) != len(rows):
+        tmp = out_path.with_name(out_path.name + ".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, out_path)
 
 
 # ------------------------------------------------------------------------------------ serve, export
@@ -200,14 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="folder for metrics.json, predictions.jsonl, confusion_matrix.png")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("predict", help="run a checkpoint on video files")
-    s.add_argument("videos", nargs="+", help="a video file, several, or a folder")
-    s.add_argument("--checkpoint", "-c", required=True)
-    s.add_argument("--out", help="result JSON (one video) or JSON lines (several)")
-    s.add_argument("--plot", help="PNG of the emotion over time (one video)")
+    s = sub.add_parser("predict", help="run a checkpoint on video (or audio) files: one, several, folders, glob patterns")
+    s.add_argument("videos", nargs="+", metavar="FILE_DIR_OR_GLOB",
+                   help="a file (-> JSON), or several / a folder (searched recursively) / a quoted glob such as 'clips/**/*.mp4' (-> JSON lines)")
+    s.add_argument("--checkpoint", "-c", required=True, help="checkpoint or run folder; a .onnx file with --engine onnx")
+    s.add_argument("--out", help="result JSON (one file) or JSON lines (batch; an existing file is resumed: files in it are skipped)")
+    s.add_argument("--plot", help="PNG of the emotion over time (one file)")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="torch (default) or onnx (ONNX Runtime, a file from `affectkit export onnx`)")
+    s.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.add_argument("--fast", action="store_true", help="fast CPU path: folded BatchNorm, int8 trunk where supported (see benchmarks/README.md)")
     s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
+    s.add_argument("--workers", type=int, default=1, help="batch: processes decoding ahead of the model (0: decode in the main process)")
+    s.add_argument("--retry-errors", action="store_true", help="batch resume: run again the files that failed before")
+    s.add_argument("--overwrite", action="store_true", help="batch: start --out afresh instead of resuming it")
+    s.add_argument("--progress", action="store_true", help="batch: show the progress bar even when stderr is not a terminal")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("serve", help="HTTP service and web page: POST /predict, GET /health, GET /models, page at /")

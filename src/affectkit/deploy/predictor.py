@@ -3,6 +3,7 @@ attention of each snippet with its time span. One :class:`Predictor` serves the 
 and (later) the HTTP service, for every clip classifier of the kit."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,22 +17,47 @@ from ..engine.checkpoint import find_checkpoint, load_model
 from ..engine.tasks import model_inputs
 from ..errors import AffectkitError, MediaError
 
+log = logging.getLogger(__name__)
+
+
+ENGINES = ("torch", "onnx")
+
 
 class Predictor:
     """``Predictor(ckpt).predict("video.mp4")`` -> a JSON-ready dict.
 
-    ``fast=True`` runs the model through :func:`affectkit.deploy.fast.prepare_fast` (BatchNorm
-    folded, and an int8 trunk where the CPU supports it; see ``benchmarks/README.md`` for speed and
-    agreement with fp32); the default is the plain fp32 path.
+    ``engine="torch"`` (default) runs a checkpoint folder (or a run folder: its best checkpoint);
+    ``fast=True`` runs it through :func:`affectkit.deploy.fast.prepare_fast` (BatchNorm folded, an
+    int8 trunk where the CPU supports it; see ``benchmarks/README.md``). ``engine="onnx"`` runs a
+    file written by ``affectkit export onnx`` with ONNX Runtime; the preprocessing comes from the
+    file's metadata, so the same samples reach both engines.
+
+    The result: ``video``, ``model``, ``checkpoint``, ``engine``, ``label``, ``confidence``,
+    ``probabilities`` ``{class: p}``, ``sentiment`` (where the classes have a polarity map),
+    ``timeline`` (one entry per snippet: ``start``/``end`` seconds, ``attention`` where the model
+    gives one, ``probabilities`` and ``label`` where it gives per-snippet logits), ``duration``,
+    ``fps``, ``inference_seconds``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, *, device: str = "cpu", fast: bool = False,
-                 allow_silent_audio: bool = False):
-        self.checkpoint = find_checkpoint(checkpoint)
+                 allow_silent_audio: bool = False, engine: str = "torch", threads: int | None = None):
+        if engine not in ENGINES:
+            raise AffectkitError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
         self.device = torch.device(device)
-        self.model = load_model(self.checkpoint, device=self.device)
+        if engine == "onnx":
+            from .onnx_runtime import OnnxModel
+
+            if fast:
+                raise AffectkitError("--fast is a torch-engine option; the ONNX engine runs the exported graph as is")
+            self.model = OnnxModel(checkpoint, threads=threads)
+            self.checkpoint = Path(checkpoint)
+        else:
+            self.checkpoint = find_checkpoint(checkpoint)
+            self.model = load_model(self.checkpoint, device=self.device)
         self.config = self.model.affectkit_config
-        cfg = config_from_dict(self.config["config"], where=str(self.checkpoint / "config.json"))
+        where = str(self.checkpoint if engine == "onnx" else self.checkpoint / "config.json")
+        cfg = config_from_dict(self.config["config"], where=where)
         if allow_silent_audio:
             cfg.input.audio.on_missing = "silence"
         self.input_cfg = cfg.input
@@ -50,36 +76,49 @@ class Predictor:
         return self.config["model"]["name"]
 
     def load(self, path: str | os.PathLike, *, audio_path: str | None = None) -> dict[str, Any]:
-        """Decode and preprocess one video (raises :class:`MediaError` on bad media)."""
-        path = str(path)
-        if not os.path.exists(path):
-            raise MediaError(path, "file not found")
-        return self.loader.load(path, audio_path=audio_path)
+        """Decode and preprocess one file (raises :class:`MediaError` on bad media)."""
+        return _load_sample(self.loader, str(path), audio_path)
+
+    def forward(self, batch: dict[str, Any]):
+        """The model on a batch of samples -> :class:`~affectkit.models.outputs.ClassifierOutput`."""
+        with torch.inference_mode():  # the fast path manages its own precision
+            return self.model(**model_inputs(self.model, batch))
 
     def run(self, sample: dict[str, Any]) -> dict[str, Any]:
         """The model on one preprocessed sample -> the result dict."""
         batch = {k: (v.unsqueeze(0).to(self.device) if torch.is_tensor(v) else v) for k, v in sample.items()}
         t0 = time.perf_counter()
-        with torch.inference_mode():  # the fast path manages its own precision
-            out = self.model(**model_inputs(self.model, batch))
-        probs = torch.softmax(out.logits.float(), -1)[0].cpu()
+        out = self.forward(batch)
+        return self._result(sample, out, time.perf_counter() - t0)
+
+    def _result(self, sample: dict[str, Any], out, seconds: float, i: int = 0) -> dict[str, Any]:
+        probs = torch.softmax(out.logits[i].float(), -1).cpu()
         top = int(probs.argmax())
-        att = out.temporal_attention[0].float().cpu().tolist() if out.temporal_attention is not None else None
-        times = sample["snippet_times"].tolist()
-        timeline = [{"snippet": i, "start": round(s, 3), "end": round(e, 3),
-                     **({"attention": round(float(att[i]), 6)} if att is not None else {})}
-                    for i, (s, e) in enumerate(times)]
+        att = out.temporal_attention[i].float().cpu().tolist() if out.temporal_attention is not None else None
+        snippet_logits = (out.extras or {}).get("snippet_logits")
+        snip_probs = torch.softmax(snippet_logits[i].float(), -1).cpu() if snippet_logits is not None else None
+        times = sample["snippet_times"].tolist() if "snippet_times" in sample else []
+        timeline = []
+        for j, (a, b) in enumerate(times):
+            entry: dict[str, Any] = {"snippet": j, "start": round(a, 3), "end": round(b, 3)}
+            if att is not None and j < len(att):
+                entry["attention"] = round(float(att[j]), 6)
+            if snip_probs is not None and j < len(snip_probs):
+                entry["label"] = self.classes[int(snip_probs[j].argmax())]
+                entry["probabilities"] = {c: round(float(p), 6) for c, p in zip(self.classes, snip_probs[j])}
+            timeline.append(entry)
         result = {
             "video": sample.get("path"),
             "model": self.model_name,
             "checkpoint": str(self.checkpoint),
+            "engine": self.engine + ("-fast" if self.fast else ""),
             "label": self.classes[top],
             "confidence": round(float(probs[top]), 6),
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
             "timeline": timeline,
             "duration": round(float(sample.get("duration", 0.0)), 3),
             "fps": round(float(sample.get("fps", 0.0)), 3),
-            "inference_seconds": round(time.perf_counter() - t0, 4),
+            "inference_seconds": round(seconds, 4),
         }
         if self.polarity:
             result["sentiment"] = self.polarity[self.classes[top]]
@@ -88,13 +127,76 @@ class Predictor:
     def predict(self, path: str | os.PathLike, *, audio_path: str | None = None) -> dict[str, Any]:
         return self.run(self.load(path, audio_path=audio_path))
 
-    def predict_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, dict | None, str | None]]:
-        """Yield ``(path, result, None)`` or ``(path, None, error)``; a broken file never stops the run."""
-        for p in paths:
+    def predict_many(self, paths: Iterable[str | os.PathLike], *, workers: int = 1,
+                     prefetch: int = 2) -> Iterator[tuple[str, dict | None, str | None]]:
+        """Yield ``(path, result, None)`` or ``(path, None, error)`` in the order of ``paths``.
+
+        A broken file never stops the run: its error (the file and the problem) is yielded instead.
+        With ``workers >= 1``, that many processes decode and preprocess the next files while the
+        model runs on the current one (decoding overlapped with inference); ``workers=0`` decodes
+        in this process.
+        """
+        paths = [str(p) for p in paths]
+        for path, sample, error in iter_samples(self.loader, paths, workers=workers, prefetch=prefetch):
+            if error is not None:
+                yield path, None, error
+                continue
             try:
-                yield str(p), self.predict(p), None
-            except AffectkitError as err:
-                yield str(p), None, str(err)
+                yield path, self.run(sample), None
+            except Exception as err:  # noqa: BLE001 - one bad file must not end a batch run
+                log.debug("inference failed on %s", path, exc_info=True)
+                yield path, None, _describe_error(path, err)
+
+
+def _describe_error(path: str, err: BaseException) -> str:
+    if isinstance(err, AffectkitError):
+        return str(err)
+    return f"{path}: {type(err).__name__}: {err}"
+
+
+def _load_sample(loader, path: str, audio_path: str | None = None) -> dict[str, Any]:
+    if not os.path.exists(path):
+        raise MediaError(path, "file not found")
+    if os.path.isdir(path):
+        raise MediaError(path, "is a folder, not a media file")
+    return loader.load(path, audio_path=audio_path)
+
+
+class _SampleSource(torch.utils.data.Dataset):
+    """Paths -> ``(path, sample, None)`` or ``(path, None, error)``; runs in DataLoader workers."""
+
+    def __init__(self, loader, paths: list[str]):
+        self.loader, self.paths = loader, paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        path = self.paths[i]
+        try:
+            return path, _load_sample(self.loader, path), None
+        except Exception as err:  # noqa: BLE001 - reported per file, the run goes on
+            return path, None, _describe_error(path, err)
+
+
+def _first(batch):
+    return batch[0]
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # decoding workers leave the cores' math threads to the model
+
+
+def iter_samples(loader, paths: list[str], *, workers: int = 1, prefetch: int = 2):
+    """Preprocessed samples of ``paths`` in order, decoded by ``workers`` background processes."""
+    source = _SampleSource(loader, paths)
+    if workers <= 0 or len(paths) <= 1:
+        yield from (source[i] for i in range(len(source)))
+        return
+    dl = torch.utils.data.DataLoader(source, batch_size=1, shuffle=False, num_workers=workers,
+                                     collate_fn=_first, prefetch_factor=max(1, prefetch),
+                                     worker_init_fn=_worker_init)
+    yield from dl
 
 
 def plot_timeline(result: dict[str, Any], path: str | os.PathLike) -> None:

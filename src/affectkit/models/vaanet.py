@@ -99,10 +99,22 @@ class VAANet(nn.Module):
     and ``audio`` ``(B, audio_frames, audio_bins)`` MFCCs, and returns a :class:`ClassifierOutput`
     with ``logits`` ``(B, num_classes)``, ``temporal_attention`` ``(B, S)`` (the original's
     ``gamma``) and ``extras``: ``"spatial_attention"`` ``(B, S, P)``, ``"channel_attention"``
-    ``(B, S, 8*width)`` and ``"audio_attention"`` ``(B, audio_segments)``.
+    ``(B, S, 8*width)``, ``"audio_attention"`` ``(B, audio_segments)`` and ``"snippet_logits"``
+    ``(B, S, num_classes)``: the video's logits split over its snippets. The classifier is linear
+    and the visual feature is the mean of the attention-weighted snippet features, so with
+    ``snippet_logits[:, s] = W_v (gamma_s f_s) + W_a f_a + b`` their mean over snippets is exactly
+    ``logits``; the softmax of each is the emotion over time (the audio term is shared by all
+    snippets: the original pools audio over the whole clip).
     """
 
     input_keys = ("video", "audio")
+
+    def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
+        """Inputs of the right shapes and ranges (pixels in [0, 255], MFCC-like audio), for export."""
+        g = torch.Generator().manual_seed(0)
+        s, t, z = self.seq_len, self.snippet_duration, self.sample_size
+        return {"video": torch.randint(0, 256, (batch_size, s, 3, t, z, z), generator=g).float(),
+                "audio": torch.randn(batch_size, self.audio_frames, self.audio_bins, generator=g) * 20}
 
     def __init__(
         self,
@@ -248,7 +260,7 @@ class VAANet(nn.Module):
             video_features = self.trunk_features(video)
         if audio is None:
             raise ValueError("vaanet: `audio` (B, audio_frames, audio_bins) is required")
-        f_v, alpha, beta, gamma = self._visual_head(video_features)
+        f_v, alpha, beta, gamma, snippets = self._visual_head(video_features)
         f_a, audio_weights = self._audio_stream(audio)
         logits = self.classifier(torch.cat([f_v, f_a], dim=1))  # (B, K)
         b, s = gamma.shape
@@ -259,17 +271,26 @@ class VAANet(nn.Module):
                 "spatial_attention": alpha.reshape(b, s, -1),
                 "channel_attention": beta.reshape(b, s, -1),
                 "audio_attention": audio_weights,
+                "snippet_logits": self._snippet_logits(snippets, gamma, f_a),
             },
         )
 
+    def _snippet_logits(self, snippets: Tensor, gamma: Tensor, f_a: Tensor) -> Tensor:
+        """(B, S, K) per-snippet logits whose mean over S equals the video's logits (see the class doc)."""
+        k = self.visual_channels
+        w_v, w_a = self.classifier.weight[:, :k], self.classifier.weight[:, k:]
+        visual = torch.einsum("bks,nk->bsn", snippets * gamma.unsqueeze(1), w_v)  # (B, S, K)
+        shared = f_a @ w_a.t() + self.classifier.bias  # (B, K)
+        return visual + shared.unsqueeze(1)
+
     def forward_export(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
         """Tensor-only path (for ONNX/TorchScript export): returns ``(logits, temporal_attention)``."""
-        f_v, _, _, gamma = self._visual_head(self.trunk_features(video))
+        f_v, _, _, gamma, _ = self._visual_head(self.trunk_features(video))
         f_a, _ = self._audio_stream(audio)
         return self.classifier(torch.cat([f_v, f_a], dim=1)), gamma
 
     # ------------------------------------------------------------------------------------
-    def _visual_head(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _visual_head(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         if features.dim() != 4 or features.shape[1:] != (self.seq_len, self.trunk_channels, self.positions):
             raise ValueError(
                 f"vaanet: video features must be (B, {self.seq_len}, {self.trunk_channels}, {self.positions}) "
@@ -284,7 +305,7 @@ class VAANet(nn.Module):
         f = f.reshape(b, s, -1).transpose(1, 2)  # (B, k, S)
         gamma = self.temporal_attention(f)  # (B, S)
         f_v = (f * gamma.unsqueeze(1)).mean(dim=2)  # (B, k)
-        return f_v, alpha, beta, gamma
+        return f_v, alpha, beta, gamma, f
 
     def _audio_stream(self, audio: Tensor) -> tuple[Tensor, Tensor]:
         if audio.dim() != 3 or audio.shape[1:] != (self.audio_frames, self.audio_bins):
