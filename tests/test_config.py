@@ -5,11 +5,15 @@ from affectkit.errors import ConfigError
 
 
 def test_shipped_configs_load_and_validate():
+    from affectkit.registry import list_models
+
     names = packaged_configs()
     assert "vaanet/vaanet_synth.yaml" in names and "vaanet/vaanet_ve8.yaml" in names
+    assert "audio/ravdess_resnet18_mfcc.yaml" in names and "audio/ravdess_cnn_logmel.yaml" in names
     for name in names:
         cfg = load_config(name)
-        assert isinstance(cfg, Config) and cfg.model.name == "vaanet"
+        assert isinstance(cfg, Config) and cfg.model.name in list_models()
+        assert name.startswith(("vaanet/", "audio/")) and (cfg.model.name == "vaanet") == name.startswith("vaanet/")
 
 
 def test_base_and_dotted_overrides():

@@ -55,21 +55,64 @@ class AugmentSection:
     ops: list[str] = field(default_factory=lambda: ["flip", "rotate", "brightness"])
     rotate_degrees: float = 20.0
     brightness: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    speed: list[float] | None = None  # audio-only models: speed perturbation range, e.g. [0.9, 1.1] (tempo and pitch)
+
+    def __post_init__(self) -> None:
+        if self.speed is not None:
+            ok = (len(self.speed) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.speed)
+                  and 0 < self.speed[0] <= self.speed[1])
+            if not ok:
+                raise ConfigError(f"train.augment.speed: expected [low, high] with 0 < low <= high (e.g. [0.9, 1.1]), got {self.speed!r}")
+            self.speed = [float(v) for v in self.speed]
 
 
 @dataclass
 class DataSection:
-    format: str = "annotation"  # annotation (ActivityNet-style JSON) | folder | csv
-    path: str = ""  # annotation JSON, folder of class sub-folders, or CSV file
+    format: str = "annotation"  # annotation (ActivityNet-style JSON) | folder | csv | audio
+    path: str = ""  # annotation JSON, folder of class sub-folders (or of RAVDESS files: format audio), or CSV file
     video_root: str | None = None  # where <Class>/<id>(.mp4|/) live; default: the JSON's folder
     audio_root: str | None = None  # sidecar audio <Class>/<id>.mp3; default: the video file itself
     subsets: dict[str, str] = field(default_factory=lambda: {"train": "training", "val": "validation", "test": "testing"})
-    val_fraction: float = 0.0  # carve a stratified validation split out of train when there is none
+    val_fraction: float = 0.0  # carve a validation split out of train when there is none (whole groups with group_by)
     split_seed: int = 0
-    classes: list[str] | None = None  # default: the annotation's label list / sorted folder names
+    classes: list[str] | None = None  # default: the annotation's label list / sorted folder names / RAVDESS emotions
     polarity: str | dict[str, str] | None = None  # preset name (ve8, ek6) or {class: positive|negative}
     skip_bad: bool = True  # report and skip broken or missing media instead of failing
     num_workers: int = 0
+    label_column: str | None = None  # CSV label column; default: the first of label, emotion, class
+    group_by: str | None = None  # split by whole groups of this metadata field (RAVDESS or a CSV column: actor)
+    splits: dict[str, list] | None = None  # with group_by: {train: [1, 2], val: [3], test: [4]}; no train = the rest
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction: expected a fraction in [0, 1), got {self.val_fraction!r}")
+        if self.group_by is not None and (not isinstance(self.group_by, str) or not self.group_by.strip()):
+            raise ConfigError(f"data.group_by: expected a metadata field name such as 'actor', got {self.group_by!r}")
+        if self.splits is None:
+            return
+        if not self.group_by:
+            raise ConfigError("data.splits lists groups per split and needs data.group_by (e.g. data.group_by: actor)")
+        from .data.datasets import group_key
+
+        where: dict[str, str] = {}
+        checked: dict[str, list] = {}
+        for split, groups in self.splits.items():
+            if split not in ("train", "val", "test"):
+                raise ConfigError(f"data.splits: unknown split {split!r}; expected train, val or test")
+            if groups is None:
+                groups = []
+            elif isinstance(groups, (str, int)) and not isinstance(groups, bool):
+                groups = [groups]
+            if not isinstance(groups, (list, tuple)) or not all(isinstance(g, (str, int)) and not isinstance(g, bool) for g in groups):
+                raise ConfigError(f"data.splits.{split}: expected a list of {self.group_by} values, e.g. [1, 2], got {groups!r}")
+            checked[split] = list(groups)
+            for g in groups:
+                key = group_key(g)
+                if key in where and where[key] != split:
+                    raise ConfigError(f"data.splits: {self.group_by} {g!r} is in both {where[key]} and {split}; "
+                                      f"a group must be in one split only")
+                where[key] = split
+        self.splits = checked
 
 
 @dataclass

@@ -97,6 +97,10 @@ def make_loader(input_cfg, input_keys=("video", "audio"), *, train: bool, augmen
     """The sample loader for a model taking ``input_keys``: one place that both training and
     prediction (``deploy/predictor.py``) go through, so a file is preprocessed the same way in both."""
     keys = tuple(input_keys)
+    if keys == ("audio",):  # audio-only models: an audio file or a video's audio track
+        from .audio_clips import AudioClipLoader
+
+        return AudioClipLoader(input_cfg, train=train, augment=augment)
     if "video" not in keys and "video_features" not in keys:
         raise NotImplementedError(f"no sample loader for a model taking {keys}")
     return ClipLoader(input_cfg, train=train, augment=augment,

@@ -95,6 +95,8 @@ def evaluate(checkpoint: str | os.PathLike, *, split: str = "test", overrides: l
     result = run_evaluation(task, model, dataset, cfg, dist, desc=split)
     metrics = result["metrics"]
     metrics["split"] = split
+    if index.group_by:  # e.g. {"actor": ["4"]}: the speakers this split holds
+        metrics["groups"] = {index.group_by: index.groups.get(split, [])}
     metrics["checkpoint"] = str(checkpoint)
     skipped = index.problems + getattr(dataset, "problems", [])
     metrics["skipped_files"] = [{"file": a, "problem": b} for a, b in skipped]

@@ -218,8 +218,11 @@ class Trainer:
             cache.build(main=dist.is_main)
             cache_gen = torch.Generator()
             cache_gen.manual_seed(cfg.train.seed + 1000 * dist.rank)
+        data_meta = {"source": index.source, "train": len(train_set), "val": len(val_set) if val_set else 0}
+        if index.group_by:  # speaker-independent splits: which groups (e.g. actors) each split holds
+            data_meta.update(group_by=index.group_by, groups=index.groups)
         meta_base = {"affectkit_version": __version__, "torch_version": torch.__version__,
-                     "data": {"source": index.source, "train": len(train_set), "val": len(val_set) if val_set else 0},
+                     "data": data_meta,
                      "seed": cfg.train.seed, "world_size": dist.world_size}
 
         for epoch in range(start_epoch, cfg.train.epochs):

@@ -1,1 +1,3 @@
 from . import vaanet  # noqa: F401  (registers)
+from . import audio_resnet  # noqa: F401  (registers audio_resnet18)
+from . import audio_cnn  # noqa: F401  (registers audio_cnn)
