@@ -21,12 +21,13 @@ from affectkit.data.audio import (
 from affectkit.data.media_writer import write_video, write_wav
 from affectkit.errors import MediaError
 
+from ..conftest import SHARED
 from .media_fixtures import make_index_video, remux, truncate
 
 # librosa's audio backends import modules deprecated in Python 3.11+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-SPEECH = sorted(glob.glob("/work/shared/data/ravdess_dev/Actor_01/*.wav"))
+SPEECH = sorted(glob.glob(str(SHARED / "ravdess_dev" / "Actor_01" / "*.wav")))
 
 
 def sine(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
@@ -156,12 +157,9 @@ def test_truncated_files(tmp_path):
     assert 0 < wave.size < 16000
     mp4 = make_index_video(tmp_path / "cut.mp4", 50, fps=25, audio_seconds=2.0)
     truncate(mp4, 0.4)
-    try:
-        wave = load_audio(mp4, 16000)
-    except MediaError as err:  # moov atom at the end: the cut file does not open
-        assert os.fspath(mp4) in str(err)
-    else:
-        assert wave.dtype == np.float32 and wave.size > 0
+    with pytest.raises(MediaError) as excinfo:  # our writer puts the moov atom at the end: the cut file does not open
+        load_audio(mp4, 16000)
+    assert_media_error(excinfo, mp4, "not a decodable media file")
 
 
 def test_header_only_wav_raises(tmp_path):

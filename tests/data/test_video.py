@@ -245,7 +245,7 @@ def test_text_file_renamed_mp4(tmp_path):
     with pytest.raises(MediaError) as excinfo:
         probe_video(path)
     assert_media_error(excinfo, path)
-    assert "not a readable video file" in str(excinfo.value) or "no video stream" in str(excinfo.value)
+    assert "not a readable video file" in str(excinfo.value)
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):
@@ -260,17 +260,10 @@ def test_truncated_mp4(long_video, tmp_path):
     path = tmp_path / "cut.mp4"
     shutil.copy(long_video, path)
     truncate(path, 0.4)
-    # our writer puts the moov atom at the end: a cut file usually cannot be opened at all; if it
-    # can, reading must give valid frames
-    try:
-        reader = VideoReader(path)
-    except MediaError as err:
-        assert os.fspath(path) in str(err)
-        return
-    with reader:
-        frames = reader.read_frames([0, 100, 599])
-        assert frames.shape == (3, 64, 96, 3)
-        assert decode_indices(frames)[0] == 0
+    # our writer puts the moov atom at the end: the cut file has no index and cannot be opened
+    with pytest.raises(MediaError) as excinfo:
+        VideoReader(path)
+    assert_media_error(excinfo, path, "not a readable video file")
 
 
 def test_truncated_mkv_returns_what_decodes(long_video, tmp_path):

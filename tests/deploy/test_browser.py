@@ -3,6 +3,7 @@
 Skipped when /usr/bin/chromium is missing, except in CI (the CI variable set), where it must run.
 The screenshot goes to artifacts/browser/predict_page.png (git-ignored)."""
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_page_uploads_a_video_and_draws_the_result(sync_playwright, trained, tin
             curves = page.eval_on_selector_all("#curve path.curve", "ps => ps.map(p => p.getAttribute('d'))")
             assert curves and all(d.count("L") >= 1 for d in curves)  # each curve has points (M x y L x y ...)
             points = curves[0].replace("M", " ").replace("L", " ").split()
-            assert len(points) >= 4 and all(float(v) == float(v) for v in points)  # numbers, no NaN
+            assert len(points) >= 4 and all(math.isfinite(float(v)) for v in points)  # numbers, no NaN or inf
             page.wait_for_timeout(600)  # let the bars finish their transition before the screenshot
             page.screenshot(path=str(shot), full_page=True)
 
