@@ -72,3 +72,18 @@ def test_clear_errors(tmp_path):
     (tmp_path / "f" / ck.CONFIG).write_text("{")
     with pytest.raises(CheckpointError, match="unreadable"):
         load_model(tmp_path / "f")
+
+
+def test_failed_write_is_a_checkpoint_error_and_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    m = create_model("vaanet", **TINY)
+    _save(tmp_path / "c", m)
+    assert (tmp_path / "c" / ck.MANIFEST).is_file()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_file", boom)
+    with pytest.raises(CheckpointError, match=r"c: cannot save checkpoint.*disk full"):
+        _save(tmp_path / "c", m)
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]
+    load_model(tmp_path / "c")
