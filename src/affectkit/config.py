@@ -40,12 +40,64 @@ class AudioSection:
 
 
 @dataclass
+class TextSection:
+    """Models taking ``text``: a record's subtitles (``record.subtitles``) or transcript (``extra['text']``)."""
+
+    on_missing: str = "empty"  # empty (empty strings) | error (report and skip the sample)
+    sidecar: bool = True  # a plain file path (predict): use <file stem>.srt beside it when there is one
+
+    def __post_init__(self) -> None:
+        if self.on_missing not in ("empty", "error"):
+            raise ConfigError(f"input.text.on_missing: expected empty or error, got {self.on_missing!r}")
+
+
+@dataclass
+class SkeletonSection:
+    """Models taking ``skeleton``: a pose/gait sequence file (.npy, .npz, .csv, .h5) of T frames."""
+
+    num_joints: int = 16  # J (Emotion-Gait: 16 joints)
+    channels: int = 3  # C per joint (x, y, z)
+    max_frames: int | None = 240  # crop (random start in training, the start in evaluation) or zero-pad to this; null: as is
+    root_joint: int | None = None  # subtract this joint's position in every frame (centring); null: raw coordinates
+
+    def __post_init__(self) -> None:
+        for name in ("num_joints", "channels", "max_frames"):
+            value = getattr(self, name)
+            if (value is not None or name != "max_frames") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"input.skeleton.{name}: expected an integer >= 1{' or null' if name == 'max_frames' else ''}, got {value!r}")
+        if self.root_joint is not None and (isinstance(self.root_joint, bool) or not isinstance(self.root_joint, int)
+                                            or not 0 <= self.root_joint < self.num_joints):
+            raise ConfigError(f"input.skeleton.root_joint: expected a joint index in 0..{self.num_joints - 1} or null, got {self.root_joint!r}")
+
+
+@dataclass
+class FeaturesSection:
+    """Models taking ``features``: pre-extracted (T, D) features, .npy or .npz, one file per video."""
+
+    root: str | None = None  # <root>/<video_id>.npy (or .npz) when a record names no file (extra['features'])
+    dim: int | None = None  # expected D (a file with another is reported); null: any
+    max_len: int | None = None  # at most this many rows (subsampled); null: all rows
+    sampling: str = "random"  # random: random row in each of max_len equal parts in training, uniform in evaluation; uniform: always uniform
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "max_len"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"input.features.{name}: expected an integer >= 1 or null, got {value!r}")
+        if self.sampling not in ("uniform", "random"):
+            raise ConfigError(f"input.features.sampling: expected uniform or random, got {self.sampling!r}")
+
+
+@dataclass
 class InputSection:
     seq_len: int = 12  # snippets per video
     snippet_duration: int = 16  # consecutive frames per snippet
     sample_size: int = 112  # square crop side fed to the model
     frame_step: int = 1  # take every n-th native frame (the original: 30 // fps)
     audio: AudioSection = field(default_factory=AudioSection)
+    text: TextSection = field(default_factory=TextSection)
+    skeleton: SkeletonSection = field(default_factory=SkeletonSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
 
 
 @dataclass
@@ -82,6 +134,7 @@ class DataSection:
     label_column: str | None = None  # CSV label column; default: the first of label, emotion, class
     group_by: str | None = None  # split by whole groups of this metadata field (RAVDESS or a CSV column: actor)
     splits: dict[str, list] | None = None  # with group_by: {train: [1, 2], val: [3], test: [4]}; no train = the rest
+    points: str | None = None  # point label CSV (video_id,class,point_time|point_frame...), attached to records by id
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
@@ -116,6 +169,15 @@ class DataSection:
 
 
 @dataclass
+class DDPSection:
+    """DistributedDataParallel options (under ``torchrun``)."""
+
+    find_unused_parameters: bool = False  # a step leaves some parameters without a gradient
+    static_graph: bool = False  # the same graph every step; allows several forward passes before one backward
+    broadcast_buffers: bool = True  # rank 0's buffers (BatchNorm statistics) at each forward
+
+
+@dataclass
 class TrainSection:
     epochs: int = 10
     batch_size: int = 8
@@ -132,11 +194,30 @@ class TrainSection:
     seed: int = 0
     loss: str = "pcce"  # ce | pcce
     pcce_lambda: float = 0.5
-    select_metric: str = "accuracy"  # chosen on the validation split, never on test
+    select_metric: str | None = None  # chosen on the validation split, never on test; default: the task's
+    select_mode: str | None = None  # max | min; default: the task's for its metric
     max_steps_per_epoch: int | None = None
-    cache_trunk_features: bool = False  # frozen trunk + no augmentation: compute trunk outputs once
+    cache_trunk_features: bool = False  # a model offering a feature cache (frozen trunk), no augmentation
     augment: AugmentSection = field(default_factory=AugmentSection)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    clip_grad_norm: float | None = None  # clip the global gradient norm before each optimiser step
+    weight_decay_norm_bias: bool = True  # false: no weight decay on norm layers' weights and on biases
+    lr_mult: dict[str, float] = field(default_factory=dict)  # {module prefix: lr multiplier}, e.g. {trunk: 0.1}
+    init_from: str | None = None  # start from another run's/checkpoint's weights (fine-tuning)
+    init_strict: bool = True  # init_from: every key must match (else: load what matches, report the rest)
+    init_exclude: list[str] = field(default_factory=list)  # init_from: fnmatch patterns of keys not to load
+    ddp: DDPSection = field(default_factory=DDPSection)
+
+    def __post_init__(self) -> None:
+        if self.grad_accum < 1:
+            raise ConfigError(f"train.grad_accum: expected an integer >= 1, got {self.grad_accum!r}")
+        if self.select_mode not in (None, "max", "min"):
+            raise ConfigError(f"train.select_mode: expected max or min, got {self.select_mode!r}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ConfigError(f"train.clip_grad_norm: expected a positive number or null, got {self.clip_grad_norm!r}")
+        for prefix, mult in self.lr_mult.items():
+            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult < 0:
+                raise ConfigError(f"train.lr_mult.{prefix}: expected a non-negative number, got {mult!r}")
 
 
 @dataclass
@@ -320,3 +401,14 @@ def load_config(name: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Load a config file or shipped config, apply dotted ``overrides``, validate into a :class:`Config`."""
     data = load_config_dict(name, overrides)
     return config_from_dict(data, where=str(name))
+
+
+def packaged_config_models() -> dict[str, str]:
+    """Shipped config name -> the model it trains (read from the YAML, its ``base:`` included)."""
+    out = {}
+    for name in packaged_configs():
+        try:
+            out[name] = str((load_config_dict(name).get("model") or {}).get("name", ModelSection.name))
+        except ConfigError:
+            continue
+    return out

@@ -154,3 +154,23 @@ def test_clip_dataset_with_the_audio_loader_skips_bad_files(tmp_path):
     strict = ClipDataset(index.split("train"), _input_cfg(), train=False, input_keys=("audio",), check=False, skip_bad=False)
     with pytest.raises(MediaError, match="03-01-03-01-01-01-01.wav"):
         strict[bad]
+
+
+def test_speed_perturbation_in_training_only(tmp_path):
+    from affectkit.config import AugmentSection
+
+    sr = SR
+    t = np.arange(3 * sr) / sr
+    write_wav(tmp_path / "beep.wav", (0.3 * np.sin(2 * np.pi * 2000.0 * t)).astype(np.float32), sr)
+    path = str(tmp_path / "beep.wav")
+    slow = AugmentSection(speed=[0.5, 0.5])  # half speed: an octave lower, twice as long
+    plain = AudioClipLoader(_input_cfg(), train=True).load(path, rng=np.random.default_rng(0))
+    slowed = AudioClipLoader(_input_cfg(), train=True, augment=slow).load(path, rng=np.random.default_rng(0))
+    peak = lambda s: int(s["audio"].mean(dim=0).argmax())  # noqa: E731  (the loudest mel bin)
+    assert peak(slowed) < peak(plain) - 4
+    start, end = slowed["snippet_times"][0].tolist()
+    assert end - start == pytest.approx(1.0, abs=0.02)  # the 2 s window covers 1 s of the original recording
+    evaluated = AudioClipLoader(_input_cfg(), train=False, augment=slow).load(path)
+    assert peak(evaluated) == peak(plain)  # never in evaluation
+    with pytest.raises(ConfigError, match="train.augment.speed"):
+        AugmentSection(speed=[1.2, 0.8])

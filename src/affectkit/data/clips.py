@@ -1,27 +1,50 @@
-"""Clip samples for the clip classifiers: a video file (or frame folder) -> a sample dict.
+"""Samples for the models: a record (or a plain file path) -> a sample dict, one loader per modality.
 
-A sample holds ``video`` (S, 3, T, H, W) float in [0, 255], ``audio`` (frames, bins) float,
-``label``, ``video_id``, ``path``, ``snippet_times`` (S, 2) seconds, ``fps`` and ``duration``.
-Training samples snippet offsets and crops at random; evaluation is deterministic (centre snippets,
-centre crop).
+A model names the inputs it takes (``input_keys``, e.g. ``("video", "audio")``, ``("audio",)``,
+``("features",)``, ``("skeleton",)``, ``("video", "audio", "text")``); :func:`make_loader` composes
+one loader per key (:mod:`affectkit.data.modalities`) into a :class:`SampleLoader`. What each key
+writes into the sample:
+
+=============  ==========================================================================================
+``video``      ``video`` (S, 3, T, H, W) float in [0, 255], ``snippet_times`` (S, 2) seconds (the span
+               each snippet really shows, :func:`~affectkit.data.sampling.snippet_spans`), ``fps``,
+               ``duration``, ``path``
+``audio``      with video: ``audio`` (frames, bins) float, the clip's MFCC / log-mel; audio-only
+               models: :class:`~affectkit.data.audio_clips.AudioClipLoader`'s sample (``audio``,
+               ``snippet_times`` (1, 2), ``duration``, ``fps`` 0.0, ``path``)
+``text``       ``text``: list of str, one per snippet window when snippet times are known, else one
+``skeleton``   ``skeleton`` (C, T, J) float, ``skeleton_length`` (real frames), ``skeleton_mask`` (T,)
+``features``   ``features`` (T, D) float (T varies), ``features_length``, ``features_mask`` (T,)
+=============  ==========================================================================================
+
+A record also gives ``segments`` and ``points`` (its temporal labels, lists of dicts) and
+:class:`ClipDataset` adds ``label``, ``video_id`` and ``index``. Training samples snippet offsets,
+crops and windows at random; evaluation is deterministic. Bad input raises
+:class:`~affectkit.errors.MediaError` naming the file. Batch with :func:`collate_samples`.
 """
 from __future__ import annotations
 
 import logging
+import numbers
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ..errors import MediaError
-from .audio import AudioFeatureSpec, audio_features
+from ..errors import ConfigError, MediaError
+from .audio import AudioFeatureSpec
 from .datasets import VideoRecord
-from .sampling import snippet_indices
-from .transforms import VideoSpatialTransform
-from .video import open_video
 
 log = logging.getLogger(__name__)
+
+# The modality keys a model may take, in the order their loaders run (text reads the snippet times
+# that video writes). ``video_features`` (cached trunk features, engine/feature_cache.py) loads as video.
+MODALITY_KEYS = ("video", "audio", "features", "skeleton", "text")
+_ALIASES = {"video_features": "video"}
 
 
 def audio_spec(input_cfg) -> AudioFeatureSpec | None:
@@ -37,88 +60,149 @@ def feature_bins(input_cfg) -> int:
     return a.n_mfcc if a.kind == "mfcc" else a.n_mels
 
 
-class ClipLoader:
-    """Turns one video (and its audio) into a sample dict; raises :class:`MediaError` on bad media."""
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SampleSource:
+    """What a loader reads: a dataset record's fields, or just a file path (``predict``)."""
 
-    def __init__(self, input_cfg, *, train: bool, augment=None, with_audio: bool = True):
-        self.cfg = input_cfg
-        self.train = train
-        aug = augment
-        self.spatial = VideoSpatialTransform(
-            input_cfg.sample_size, input_cfg.seq_len, train,
-            **({} if aug is None else dict(crop=aug.crop, p=aug.p, ops=aug.ops, rotate_degrees=aug.rotate_degrees, brightness=aug.brightness)),
+    path: str | None
+    audio_path: str | None = None
+    subtitles: str | None = None
+    video_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    segments: list | None = None
+    points: list | None = None
+    duration: float | None = None
+    fps: float | None = None
+    is_record: bool = False
+
+    @property
+    def name(self) -> str:
+        """How errors name this source when no file is involved."""
+        return self.path or self.video_id or "<sample>"
+
+
+def as_source(source, audio_path: str | os.PathLike | None = None) -> SampleSource:
+    """A :class:`VideoRecord` (or any object with its fields), a file path or a :class:`SampleSource`
+    -> a :class:`SampleSource`; ``audio_path``, when given, replaces the source's sidecar audio."""
+    audio = None if audio_path is None else os.fspath(audio_path)
+    if isinstance(source, SampleSource):
+        return source if audio is None else replace(source, audio_path=audio)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return SampleSource(path=path, audio_path=audio, video_id=Path(path).stem)
+    if hasattr(source, "video_id") or hasattr(source, "path"):
+        path = getattr(source, "path", None)
+        segments, points = getattr(source, "segments", None), getattr(source, "points", None)
+        return SampleSource(
+            path=None if path is None else os.fspath(path),
+            audio_path=audio if audio is not None else getattr(source, "audio_path", None),
+            subtitles=getattr(source, "subtitles", None),
+            video_id=getattr(source, "video_id", None),
+            extra=dict(getattr(source, "extra", None) or {}),
+            segments=None if segments is None else list(segments),
+            points=None if points is None else list(points),
+            duration=getattr(source, "duration", None),
+            fps=getattr(source, "fps", None),
+            is_record=True,
         )
-        self.audio_spec = audio_spec(input_cfg) if with_audio else None
+    raise TypeError(f"a sample source is a VideoRecord or a file path, got {type(source).__name__}")
 
-    def check(self, path: str, audio_path: str | None = None) -> None:
-        """Cheap validity check of a record's media (probe only), raising MediaError on a problem."""
-        with open_video(path) as reader:
-            info = reader.info
-        if info.num_frames < self.cfg.snippet_duration:
-            raise MediaError(path, f"video too short: {info.num_frames} frames, fewer than one snippet ({self.cfg.snippet_duration} frames)")
-        if self.audio_spec is not None and audio_path is None and not info.has_audio and self.cfg.audio.on_missing == "error":
-            raise MediaError(path, "has no audio stream (the model needs audio; set input.audio.on_missing=silence to use silence)")
 
-    def load(self, path: str, *, audio_path: str | None = None, rng: np.random.Generator | None = None) -> dict[str, Any]:
-        cfg = self.cfg
-        rng = rng or np.random.default_rng()
-        with open_video(path) as reader:
-            info = reader.info
-            if info.num_frames < cfg.snippet_duration:
-                raise MediaError(path, f"video too short: {info.num_frames} frames, fewer than one snippet ({cfg.snippet_duration} frames)")
-            idx = snippet_indices(info.num_frames, cfg.seq_len, cfg.snippet_duration, frame_step=cfg.frame_step, random=self.train, rng=rng)
-            # Decode with the short side already at the crop size: the crop is a square of the short side.
-            decode_size = cfg.sample_size if min(info.width, info.height) > cfg.sample_size else None
-            frames = reader.read_frames(idx.reshape(-1).tolist(), size=decode_size)
-        sample: dict[str, Any] = {"video": frames}
-        sample = self.spatial(sample, rng=rng)
-        fps = info.fps if info.fps and info.fps > 0 else 30.0
-        times = np.stack([idx.min(axis=1) / fps, (idx.max(axis=1) + 1) / fps], axis=1)
-        sample["snippet_times"] = torch.from_numpy(times.astype(np.float32))
-        sample["fps"] = float(fps)
-        sample["duration"] = float(info.duration)
-        sample["path"] = str(path)
-        if self.audio_spec is not None:
-            sample["audio"] = torch.from_numpy(self._audio(path, audio_path, info))
+class SampleLoader:
+    """One loader per modality key, run in turn on one source: ``check(source)`` (cheap validity
+    check) and ``load(source, rng=None) -> dict``; both raise :class:`MediaError` on bad input.
+
+    ``source`` is a :class:`VideoRecord` or a file path; the older calls ``check(path, audio_path)``
+    and ``load(path, audio_path=..., rng=...)`` still work. Each part reads its own files and
+    applies its own transforms to its own keys only.
+    """
+
+    def __init__(self, parts: Sequence[Any], input_keys: Sequence[str]):
+        self.parts = list(parts)
+        self.input_keys = tuple(input_keys)
+
+    def check(self, source, audio_path: str | None = None) -> None:
+        src = as_source(source, audio_path)
+        ctx: dict[str, Any] = {}
+        for part in self.parts:
+            part.check(src, ctx)
+
+    def load(self, source, *, audio_path: str | None = None, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        src = as_source(source, audio_path)
+        rng = rng if rng is not None else np.random.default_rng()
+        sample: dict[str, Any] = {}
+        ctx: dict[str, Any] = {}
+        for part in self.parts:
+            part.load(src, sample, rng, ctx)
+        if "path" not in sample:
+            sample["path"] = str(src.path or ctx.get("file") or src.video_id or "")
+        if "duration" not in sample and src.duration is not None:
+            sample["duration"] = float(src.duration)
+        if "fps" not in sample and src.fps is not None:
+            sample["fps"] = float(src.fps)
+        for key in ("segments", "points"):  # temporal labels, for the temporal tasks' targets
+            value = getattr(src, key)
+            if value is not None:
+                sample[key] = list(value)
         return sample
 
-    def _audio(self, path: str, audio_path: str | None, info) -> np.ndarray:
-        spec = self.audio_spec
-        source = audio_path or path
-        if audio_path is None and not info.has_audio:
-            if self.cfg.audio.on_missing == "silence":
-                log.warning("%s: no audio stream; using silence", path)
-                return np.zeros((spec.num_frames, feature_bins(self.cfg)), dtype=np.float32)
-            raise MediaError(path, "has no audio stream (the model needs audio; set input.audio.on_missing=silence to use silence)")
-        return np.ascontiguousarray(audio_features(source, spec), dtype=np.float32)
+
+class ClipLoader(SampleLoader):
+    """Video (and its audio) -> a sample dict: the loader of ``("video", "audio")`` models, kept
+    under its old name and signature (``with_audio=False``: video only)."""
+
+    def __init__(self, input_cfg, *, train: bool, augment=None, with_audio: bool = True):
+        from .modalities import TrackAudioModality, VideoModality
+
+        self.cfg = input_cfg
+        self.train = train
+        video = VideoModality(input_cfg, train=train, augment=augment)
+        self.spatial = video.spatial
+        self.audio_spec = audio_spec(input_cfg) if with_audio else None
+        parts: list[Any] = [video]
+        if self.audio_spec is not None:
+            parts.append(TrackAudioModality(input_cfg))
+        super().__init__(parts, ("video", "audio") if self.audio_spec is not None else ("video",))
 
 
 def make_loader(input_cfg, input_keys=("video", "audio"), *, train: bool, augment=None):
-    """The sample loader for a model taking ``input_keys``: one place that both training and
-    prediction (``deploy/predictor.py``) go through, so a file is preprocessed the same way in both."""
-    keys = tuple(input_keys)
-    if keys == ("audio",):  # audio-only models: an audio file or a video's audio track
-        from .audio_clips import AudioClipLoader
+    """The sample loader of a model taking ``input_keys``: one place that both training and
+    prediction (``deploy/predictor.py``) go through, so a file is preprocessed the same way in both.
 
-        return AudioClipLoader(input_cfg, train=train, augment=augment)
-    if "video" not in keys and "video_features" not in keys:
-        raise NotImplementedError(f"no sample loader for a model taking {keys}")
-    return ClipLoader(input_cfg, train=train, augment=augment,
-                      with_audio="audio" in keys and input_cfg.audio.kind != "none")
+    ``("audio",)`` gives an :class:`~affectkit.data.audio_clips.AudioClipLoader` (that also takes
+    records); with video, ``audio`` is the clip's own audio track (or sidecar file), skipped when
+    ``input.audio.kind`` is ``none``. An unknown key raises :class:`ConfigError`.
+    """
+    from . import modalities
+
+    keys = tuple(dict.fromkeys(_ALIASES.get(str(k), str(k)) for k in input_keys))
+    unknown = [k for k in keys if k not in MODALITY_KEYS]
+    if unknown:
+        raise ConfigError(f"no sample loader for input key(s) {', '.join(map(repr, unknown))} (model inputs {tuple(input_keys)}); "
+                          f"the known modality keys are: {', '.join(MODALITY_KEYS)}")
+    if not keys:
+        raise ConfigError(f"a model must take at least one input; the known modality keys are: {', '.join(MODALITY_KEYS)}")
+    if keys == ("audio",):  # audio-only models: an audio file or a video's audio track
+        return modalities.AudioOnlyLoader(input_cfg, train=train, augment=augment)
+    parts = [modalities.build_modality(k, input_cfg, keys, train=train, augment=augment)
+             for k in MODALITY_KEYS if k in keys]
+    return SampleLoader([p for p in parts if p is not None], keys)
 
 
 class ClipDataset(Dataset):
-    """Samples of a list of :class:`VideoRecord`; a broken video yields ``None`` (reported, skipped).
+    """Samples of a list of :class:`VideoRecord` for a model taking ``input_keys`` (default: video,
+    with its audio unless ``with_audio=False``); a broken sample yields ``None`` (reported, skipped).
 
-    Use :func:`collate_skip_none` as the DataLoader's ``collate_fn``.
+    Use :func:`collate_samples` as the DataLoader's ``collate_fn``.
     """
 
     def __init__(self, records: Sequence[VideoRecord], input_cfg, *, train: bool, augment=None,
                  skip_bad: bool = True, with_audio: bool = True, check: bool = True, input_keys=None):
-        if input_keys is not None:
-            self.loader = make_loader(input_cfg, input_keys, train=train, augment=augment)
-        else:
-            self.loader = ClipLoader(input_cfg, train=train, augment=augment, with_audio=with_audio)
+        if input_keys is None:
+            input_keys = ("video", "audio") if with_audio else ("video",)
+        self.input_keys = tuple(input_keys)
+        self.loader = make_loader(input_cfg, self.input_keys, train=train, augment=augment)
         self.skip_bad = skip_bad
         self.problems: list[tuple[str, str]] = []
         records = list(records)
@@ -126,7 +210,7 @@ class ClipDataset(Dataset):
             kept = []
             for r in records:
                 try:
-                    self.loader.check(r.path, r.audio_path)
+                    self.loader.check(r)
                     kept.append(r)
                 except MediaError as err:
                     if not skip_bad:
@@ -143,7 +227,7 @@ class ClipDataset(Dataset):
         r = self.records[i]
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
         try:
-            sample = self.loader.load(r.path, audio_path=r.audio_path, rng=rng)
+            sample = self.loader.load(r, rng=rng)
         except MediaError as err:
             if not self.skip_bad:
                 raise
@@ -155,8 +239,72 @@ class ClipDataset(Dataset):
         return sample
 
 
-def collate_skip_none(batch: list[dict | None]) -> dict | None:
+# ---------------------------------------------------------------------------------------------
+def collate_samples(batch: list[dict | None]) -> dict | None:
+    """A list of sample dicts -> a batch dict; ``None`` samples (skipped media) are dropped, and an
+    empty batch gives ``None``.
+
+    - tensors (and numpy arrays) of one shape are stacked;
+    - tensors of one rank whose shapes differ in exactly one dimension, the time axis (``features``
+      (T, D): dim 0; ``skeleton`` (C, T, J): dim 1, when ``input.skeleton.max_frames`` is null), are
+      zero-padded to the longest along it, and ``<key>_mask`` (B, T_max) bool, True on real steps,
+      is added unless the samples carry their own ``<key>_mask`` (which is padded with False);
+      shapes differing in more dimensions raise ``ValueError`` naming the key;
+    - numbers become tensors (int64, float64, bool), as ``default_collate`` makes them;
+    - strings, lists of strings (``text``), ``segments`` / ``points`` and anything else stay a list,
+      one entry per sample; a key some samples lack is a list with ``None`` for those.
+    """
     batch = [b for b in batch if b is not None]
     if not batch:
         return None
-    return default_collate(batch)
+    keys = list(dict.fromkeys(k for b in batch for k in b))
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [b.get(key) for b in batch]
+        if any(key not in b for b in batch):
+            out[key] = values
+            continue
+        if all(isinstance(v, (torch.Tensor, np.ndarray)) for v in values):
+            tensors = [torch.as_tensor(v) for v in values]
+            if all(t.shape == tensors[0].shape for t in tensors):
+                out[key] = default_collate(tensors)
+            else:
+                out[key], mask = _pad(key, tensors)
+                if not key.endswith("_mask") and f"{key}_mask" not in keys:
+                    out[f"{key}_mask"] = mask
+        elif all(isinstance(v, (bool, np.bool_)) for v in values):
+            out[key] = torch.tensor([bool(v) for v in values])
+        elif all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in values):
+            out[key] = torch.tensor([int(v) for v in values], dtype=torch.int64)
+        elif all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values):
+            out[key] = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        else:
+            out[key] = values
+    return out
+
+
+def _pad(key: str, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``tensors`` along the one dimension their shapes differ in -> (batch, mask (B, T_max))."""
+    shapes = [tuple(t.shape) for t in tensors]
+    if len({len(s) for s in shapes}) != 1:
+        raise ValueError(f"cannot batch {key!r}: tensors of different ranks {sorted(set(shapes))}")
+    differ = [d for d in range(len(shapes[0])) if len({s[d] for s in shapes}) > 1]
+    if len(differ) != 1:
+        raise ValueError(f"cannot batch {key!r}: shapes {sorted(set(shapes))} differ in more than one dimension "
+                         f"(only the time axis may vary)")
+    dim = differ[0]
+    lengths = [s[dim] for s in shapes]
+    size = list(shapes[0])
+    size[dim] = max(lengths)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    out = torch.zeros((len(tensors), *size), dtype=dtype)
+    mask = torch.zeros((len(tensors), size[dim]), dtype=torch.bool)
+    for i, (t, n) in enumerate(zip(tensors, lengths)):
+        out[i].narrow(dim, 0, n).copy_(t)
+        mask[i, :n] = True
+    return out, mask
+
+
+collate_skip_none = collate_samples  # the older name

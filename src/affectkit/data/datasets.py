@@ -4,6 +4,11 @@
   "database": {id: {"subset": ..., "annotations": {"label": ...}}}}``), with videos as files
   (``<video_root>/<Class>/<id>.mp4``) or JPEG frame folders (``<video_root>/<Class>/<id>/000001.jpg``)
   and optional sidecar audio (``<audio_root>/<Class>/<id>.mp3``), the layout of the original code.
+  Untrimmed videos (TSL-300, ``affectkit data synth --untrimmed``): ``"annotations": [{"segment":
+  [start, end], "label": "p"}, ...]`` (times may be strings) gives records with ``segments`` and no clip
+  label, an index of ``kind`` ``"segments"``; ``fps_dict.json`` / ``len_duration_dict.json`` beside the
+  JSON (TSL-300) give fps and durations. Point labels (one frame or time per instance) come from a
+  CSV (:func:`read_points`, :func:`attach_points`; ``data.points``).
 - ``folder``: ``<root>/<Class>/<video files>`` (optionally under ``train/``, ``val/``, ``test/``).
 - ``csv``: a CSV with columns ``path,label`` and optionally ``split`` (paths relative to the CSV);
   further columns (e.g. ``actor``) are kept as record metadata.
@@ -70,6 +75,12 @@ class VideoRecord:
     audio_path: str | None = None  # sidecar audio; None means the video file's own audio
     subtitles: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # untrimmed videos: segments [{"start": s, "end": s, "label": str, "label_index": int, ...}] and
+    # point labels [{"time": s | None, "label": str, "label_index": int, "frame": int (when given), ...}]
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    points: list[dict[str, Any]] = field(default_factory=list)
+    duration: float | None = None  # seconds, when the source gives it
+    fps: float | None = None
 
 
 @dataclass
@@ -83,6 +94,11 @@ class DatasetIndex:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (what, why) of skipped entries
     group_by: str | None = None  # the metadata field the splits were made by (e.g. "actor")
     groups: dict[str, list[str]] = field(default_factory=dict)  # split -> its groups, when grouped
+    kind: str = "clips"  # "clips": one label a record; "segments": untrimmed videos with temporal segments
+
+    @property
+    def untrimmed(self) -> bool:
+        return self.kind == "segments"
 
     def split(self, name: str) -> list[VideoRecord]:
         return [r for r in self.records if r.split == name]
@@ -190,8 +206,43 @@ def load_ravdess_index(root, *, classes=None, polarity=None) -> DatasetIndex:
     return index
 
 
-def read_annotation(path: str | os.PathLike) -> tuple[list[str], list[VideoRecord], dict[str, Any]]:
-    """Parse an ActivityNet-like classification JSON. Returns (labels, records, top-level extras)."""
+def _number(value: Any) -> float | None:
+    """A finite float from a number or a numeric string, else ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def _read_segments(path: Path, vid: str, ann: list, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The segments of one entry's annotation list; malformed ones are reported and left out."""
+    out = []
+    for i, a in enumerate(ann):
+        where = f"{path}: video {vid!r} annotation {i}"
+        seg = a.get("segment") if isinstance(a, dict) else None
+        if not isinstance(seg, (list, tuple)) or len(seg) != 2:
+            problems.append((vid, f"{where}: expected {{'segment': [start, end], 'label': ...}}, got {a!r:.80}"))
+            continue
+        start, end = _number(seg[0]), _number(seg[1])
+        if start is None or end is None:
+            problems.append((vid, f"{where}: segment {list(seg)!r} is not two numbers (seconds)"))
+            continue
+        if end <= start:
+            problems.append((vid, f"{where}: segment [{start}, {end}] ends before it starts"))
+            continue
+        if not isinstance(a.get("label"), str):
+            problems.append((vid, f"{where}: segment [{start}, {end}] has no label"))
+            continue
+        extra = {k: v for k, v in a.items() if k not in ("segment", "label", "start", "end", "label_index")}
+        out.append({"start": start, "end": end, "label": a["label"], "label_index": -1, **extra})
+    return out
+
+
+def _read_annotation(path) -> tuple[list[str], list[VideoRecord], dict[str, Any], str, list[tuple[str, str]]]:
+    """(labels, records, top-level extras, kind, problems) of an annotation JSON."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: annotation file not found")
@@ -205,22 +256,172 @@ def read_annotation(path: str | os.PathLike) -> tuple[list[str], list[VideoRecor
     labels = data.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise DatasetError(f"{path}: 'labels' must be a list of class names")
-    records = []
+    records, problems, kind = [], [], "clips"
     for vid, entry in data["database"].items():
         if not isinstance(entry, dict) or "subset" not in entry:
             raise DatasetError(f"{path}: database entry {vid!r} has no 'subset'")
         ann = entry.get("annotations")
         label = ann.get("label") if isinstance(ann, dict) else None
         extra = {k: v for k, v in entry.items() if k not in ("subset", "annotations")}
-        records.append(VideoRecord(video_id=str(vid), label_name=label, subset=str(entry["subset"]), extra=extra))
+        rec = VideoRecord(video_id=str(vid), label_name=label, subset=str(entry["subset"]), extra=extra,
+                          duration=_number(entry.get("duration")), fps=_number(entry.get("fps")))
+        if isinstance(ann, list):
+            kind = "segments"
+            rec.segments = _read_segments(path, str(vid), ann, problems)
+        records.append(rec)
     if labels is None:
-        labels = sorted({r.label_name for r in records if r.label_name is not None})
+        names = {r.label_name for r in records if r.label_name is not None}
+        labels = sorted(names | {s["label"] for r in records for s in r.segments})
     top = {k: v for k, v in data.items() if k not in ("labels", "database")}
-    return list(labels), records, top
+    return list(labels), records, top, kind, problems
+
+
+def read_annotation(path: str | os.PathLike) -> tuple[list[str], list[VideoRecord], dict[str, Any]]:
+    """Parse an ActivityNet-like JSON (clip labels or segment lists). Returns (labels, records, top-level
+    extras); the labels are the file's ``labels`` list, else the sorted clip and segment labels."""
+    labels, records, top, _, _ = _read_annotation(path)
+    return labels, records, top
+
+
+def _read_number_map(path: Path, what: str) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a valid JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object video id -> {what}")
+    out = {}
+    for vid, v in data.items():
+        x = _number(v)
+        if x is None or x <= 0:
+            raise DatasetError(f"{path}: video {vid!r} has {what} {v!r}; expected a positive number")
+        out[str(vid)] = x
+    return out
+
+
+TIMING_SIDECARS = {"fps": "fps_dict.json", "duration": "len_duration_dict.json"}  # TSL-300: id -> fps / seconds
+
+
+def attach_timing(index: DatasetIndex, folder: str | os.PathLike) -> DatasetIndex:
+    """Fill records' ``fps`` / ``duration`` (where the annotation gave none) from TSL-300's
+    ``fps_dict.json`` (frames per second) and ``len_duration_dict.json`` (seconds) in ``folder``."""
+    for attr, name in TIMING_SIDECARS.items():
+        f = Path(folder) / name
+        if not f.is_file():
+            continue
+        values = _read_number_map(f, attr)
+        for r in index.records:
+            if getattr(r, attr) is None and r.video_id in values:
+                setattr(r, attr, values[r.video_id])
+    return index
+
+
+# ---------------------------------------------------------------------------------------------
+# point labels (one time or frame per instance, e.g. TSL-300's point_gaussian/point_labels.csv)
+POINT_LABEL_COLUMNS = ("class", "label")
+POINT_TIME_COLUMNS = ("point_time", "time")
+POINT_FRAME_COLUMNS = ("point_frame", "point", "frame")
+
+
+def read_points(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
+    """Point labels of a CSV, by video id, in file order: ``{"time": s | None, "label": str,
+    "frame": int (when given), ...}``.
+
+    Columns: ``video_id``; the label (``class`` or ``label``); the time in seconds (``point_time`` or
+    ``time``) and/or the frame (``point_frame``, ``point`` or ``frame``). TSL-300 gives frames only
+    (``class,class_index,start_frame,stop_frame,video_id,point``), the synthetic set both
+    (``video_id,class,point_time,point_frame,emotion``). Other columns are kept (numbers as numbers)
+    except ``class_index``: :func:`attach_points` numbers labels by the index's classes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: point label file not found")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot be read as a CSV ({exc})") from None
+    lab = next((c for c in POINT_LABEL_COLUMNS if c in cols), None)
+    tcol = next((c for c in POINT_TIME_COLUMNS if c in cols), None)
+    fcol = next((c for c in POINT_FRAME_COLUMNS if c in cols), None)
+    if "video_id" not in cols or lab is None or (tcol is None and fcol is None):
+        raise DatasetError(f"{path}: point labels need columns video_id, class (or label) and point_time (or a frame: "
+                           f"point_frame, point); columns: {', '.join(cols) or 'none'}")
+    used = {"video_id", lab, tcol, fcol, "class_index"}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for line, row in enumerate(rows, start=2):
+        vid, label = (row.get("video_id") or "").strip(), (row.get(lab) or "").strip()
+        if not vid or not label:
+            raise DatasetError(f"{path}:{line}: empty video_id or {lab}")
+        point: dict[str, Any] = {"time": None, "label": label, "label_index": -1}
+        if tcol is not None:
+            t = _number(row.get(tcol))
+            if t is None or t < 0:
+                raise DatasetError(f"{path}:{line}: {tcol} {row.get(tcol)!r} is not a time in seconds")
+            point["time"] = t
+        if fcol is not None:
+            f = _number(row.get(fcol))
+            if f is None or f < 0 or f != int(f):
+                raise DatasetError(f"{path}:{line}: {fcol} {row.get(fcol)!r} is not a frame number")
+            point["frame"] = int(f)
+        for k, v in row.items():
+            if k is not None and k not in used and v not in (None, ""):
+                x = _number(v)
+                point[k] = (int(x) if x == int(x) and "." not in v else x) if x is not None else v
+        out.setdefault(vid, []).append(point)
+    return out
+
+
+def attach_points(index: DatasetIndex, path: str | os.PathLike) -> DatasetIndex:
+    """Set the records' ``points`` from a point label CSV (:func:`read_points`), sorted by time.
+
+    ``label_index`` follows ``index.classes``; a point given by frame only gets ``time = frame / fps``
+    when the record's fps is known, else ``None`` (reported). Points of unknown labels or of videos the
+    index does not hold are reported in ``problems`` and left out.
+    """
+    by_video = read_points(path)
+    pos = {c: i for i, c in enumerate(index.classes)}
+    ids = {r.video_id for r in index.records}
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+    unknown_videos = [v for v in by_video if v not in ids]
+    if unknown_videos:
+        n = sum(len(by_video[v]) for v in unknown_videos)
+        index.problems.append((str(path), f"{n} point(s) of {len(unknown_videos)} video(s) the index does not hold "
+                                          f"({some(unknown_videos)}): left out"))
+    bad_labels: Counter = Counter()
+    untimed: list[str] = []
+    for r in index.records:
+        kept = []
+        for p in by_video.get(r.video_id, []):
+            if p["label"] not in pos:
+                bad_labels[p["label"]] += 1
+                continue
+            p = dict(p, label_index=pos[p["label"]])
+            if p["time"] is None and "frame" in p:
+                if r.fps:
+                    p["time"] = p["frame"] / r.fps
+                elif not untimed or untimed[-1] != r.video_id:
+                    untimed.append(r.video_id)
+            kept.append(p)
+        r.points = sorted(kept, key=lambda p: (p["time"] is None, p["time"] or 0.0, p.get("frame", 0)))
+    for label, n in bad_labels.items():
+        index.problems.append((str(path), f"{n} point(s) with unknown label {label!r} (the classes are "
+                                          f"{', '.join(index.classes)}): left out"))
+    if untimed:
+        index.problems.append((str(path), f"points of {len(untimed)} video(s) ({some(untimed)}) are given by frame only and "
+                                          f"the video's fps is unknown: their time is None"))
+    return index
 
 
 def _assign_splits(records: list[VideoRecord], subsets: dict[str, str], val_fraction: float, seed: int) -> None:
     reverse = {v: k for k, v in subsets.items() if v}
+    for sp in SPLITS:  # a subset already named train/val/test (TSL-300) is that split unless mapped otherwise
+        reverse.setdefault(sp, sp)
     for r in records:
         r.split = reverse.get(r.subset)
     if val_fraction > 0 and not any(r.split == "val" for r in records):
@@ -265,7 +466,8 @@ def resolve_media(index: DatasetIndex, video_root: str | os.PathLike, audio_root
             else:
                 found = _find_media(video_root, r.label_name, r.video_id, VIDEO_EXTENSIONS, allow_dir=True)
             if found is None:
-                index.problems.append((r.video_id, f"annotation names video {r.video_id!r} (label {r.label_name!r}) but no file or frame folder was found under {video_root}"))
+                what = f" (label {r.label_name!r})" if r.label_name is not None else ""
+                index.problems.append((r.video_id, f"annotation names video {r.video_id!r}{what} but no file or frame folder was found under {video_root}"))
                 continue
             r.path = str(found)
         if audio_root is not None and r.audio_path is None:
@@ -281,9 +483,23 @@ def resolve_media(index: DatasetIndex, video_root: str | os.PathLike, audio_root
 
 
 def _check_labels(index: DatasetIndex) -> None:
+    """Number clip and segment labels by ``index.classes``; report and drop records (or segments) whose
+    label is not a class. Records without a clip label are kept when untrimmed (segments, points or a
+    segment index)."""
     pos = {c: i for i, c in enumerate(index.classes)}
     kept = []
     for r in index.records:
+        segs = []
+        for sg in r.segments:
+            if sg["label"] in pos:
+                segs.append(dict(sg, label_index=pos[sg["label"]]))
+            else:
+                index.problems.append((r.video_id, f"segment [{sg['start']}, {sg['end']}] has unknown label {sg['label']!r}; "
+                                                   f"the classes are {', '.join(index.classes)}; segment left out"))
+        r.segments = segs
+        if r.label_name is None and (r.segments or r.points or index.kind == "segments"):
+            kept.append(r)
+            continue
         if r.label_name is None or r.label_name not in pos:
             index.problems.append((r.path or r.video_id, f"unknown label {r.label_name!r}; the classes are {', '.join(index.classes)}"))
             continue
@@ -292,13 +508,20 @@ def _check_labels(index: DatasetIndex) -> None:
     index.records = kept
 
 
-def load_annotation_index(path, *, subsets=None, val_fraction=0.0, split_seed=0, classes=None, polarity=None) -> DatasetIndex:
-    labels, records, top = read_annotation(path)
+def load_annotation_index(path, *, subsets=None, val_fraction=0.0, split_seed=0, classes=None, polarity=None,
+                          points: str | os.PathLike | None = None) -> DatasetIndex:
+    """An annotation JSON as an index (clips, or segments: ``kind == "segments"``), splits assigned;
+    TSL-300 timing sidecars beside it are read, and point labels attached when ``points`` is given."""
+    labels, records, top, kind, problems = _read_annotation(path)
     classes = list(classes) if classes else labels
     if polarity is None and isinstance(top.get("polarity"), dict):
         polarity = top["polarity"]
-    index = DatasetIndex(str(path), classes, records)
+    index = DatasetIndex(str(path), classes, records, problems=problems, kind=kind)
+    if kind == "segments":
+        attach_timing(index, Path(path).parent)
     _check_labels(index)
+    if points:
+        attach_points(index, points)
     _assign_splits(index.records, subsets or {"train": "training", "val": "validation", "test": "testing"}, val_fraction, split_seed)
     index.polarity = polarity_map(polarity, classes)
     return index
@@ -483,8 +706,12 @@ def build_index(data_cfg) -> DatasetIndex:
                   classes=data_cfg.classes, polarity=data_cfg.polarity)
     if not data_cfg.path:
         raise DatasetError("data.path is empty: give the annotation JSON, the folder or the CSV (e.g. -o data.path=demo_data/synth.json)")
+    points = getattr(data_cfg, "points", None)
+    if points and not Path(points).is_file() and not Path(points).is_absolute():
+        beside = Path(data_cfg.path).parent / points  # also relative to the annotation's folder
+        points = str(beside) if beside.is_file() else points
     if fmt == "annotation":
-        index = load_annotation_index(data_cfg.path, subsets=data_cfg.subsets, **common)
+        index = load_annotation_index(data_cfg.path, subsets=data_cfg.subsets, points=points, **common)
         base = Path(data_cfg.path).parent
         video_root = data_cfg.video_root or (base / "img" if (base / "img").is_dir() else base)
         audio_root = data_cfg.audio_root or (base / "mp3" if (base / "mp3").is_dir() else None)
@@ -497,16 +724,96 @@ def build_index(data_cfg) -> DatasetIndex:
         index = load_audio_index(data_cfg.path, label_column=getattr(data_cfg, "label_column", None), **common)
     else:
         raise DatasetError(f"data.format {fmt!r} unknown; expected annotation, folder, csv or audio")
+    if points and fmt != "annotation":
+        attach_points(index, points)
     if group_by:
         assign_group_splits(index, group_by, getattr(data_cfg, "splits", None),
                             val_fraction=data_cfg.val_fraction, seed=data_cfg.split_seed)
     return index
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+POINT_FILES = ("point_labels.csv", "point_gaussian/point_labels.csv")  # looked for beside a segment annotation
+_SPLIT_ORDER = ("train", "training", "val", "validation", "test", "testing")
+
+
+def _split_order(names) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return sorted(names, key=lambda n: (_SPLIT_ORDER.index(n) if n in _SPLIT_ORDER else len(_SPLIT_ORDER), names.index(n)))
+
+
+def _describe_segments(path: Path, labels: list[str], records: list[VideoRecord], kind: str,
+                       problems: list[tuple[str, str]], points) -> dict[str, Any]:
+    """:func:`describe` of a segment annotation: videos per subset, segments and points per label."""
+    index = DatasetIndex(str(path), labels, records, problems=problems, kind=kind)
+    attach_timing(index, path.parent)
+    _check_labels(index)
+    if points is None:
+        points = next((path.parent / f for f in POINT_FILES if (path.parent / f).is_file()), None)
+    if points:
+        attach_points(index, points)
+    splits = _split_order(r.subset for r in index.records)
+    zero = lambda: OrderedDict((c, 0) for c in index.classes)  # noqa: E731
+    seg_split = OrderedDict((s, zero()) for s in splits)
+    vid_split = OrderedDict((s, zero()) for s in splits)
+    pt_split = OrderedDict((s, zero()) for s in splits)
+    for r in index.records:
+        for sg in r.segments:
+            seg_split[r.subset][sg["label"]] += 1
+        for c in {sg["label"] for sg in r.segments}:
+            vid_split[r.subset][c] += 1
+        for p in r.points:
+            pt_split[r.subset][p["label"]] += 1
+    total = lambda table: OrderedDict((c, sum(t[c] for t in table.values())) for c in index.classes)  # noqa: E731
+    info = {
+        "source": str(path),
+        "layout": "annotation",
+        "kind": "segments",
+        "classes": index.classes,
+        "num_videos": len(index.records),
+        "per_split": OrderedDict((s, sum(r.subset == s for r in index.records)) for s in splits),
+        "per_split_per_class": vid_split,  # videos with at least one segment of the class
+        "per_class": total(vid_split),
+        "num_segments": sum(len(r.segments) for r in index.records),
+        "segments_per_split": OrderedDict((s, sum(t.values())) for s, t in seg_split.items()),
+        "segments_per_label": total(seg_split),
+        "segments_per_split_per_label": seg_split,
+        "videos_with_segments": sum(bool(r.segments) for r in index.records),
+        "videos_with_duration": sum(r.duration is not None for r in index.records),
+    }
+    if points:
+        info.update({
+            "points_source": str(points),
+            "num_points": sum(len(r.points) for r in index.records),
+            "points_per_split": OrderedDict((s, sum(t.values())) for s, t in pt_split.items()),
+            "points_per_label": total(pt_split),
+            "points_per_split_per_label": pt_split,
+            "videos_with_points": sum(bool(r.points) for r in index.records),
+        })
+    info["problems"] = [f"{a}: {b}" for a, b in index.problems]
+    return info
+
+
+def describe(path: str | os.PathLike, points: str | os.PathLike | bool | None = None) -> dict[str, Any]:
     """What a dataset holds (annotation JSON, folder, CSV, or a folder of RAVDESS recordings), without
-    reading any media. A RAVDESS folder is counted per actor (``Actor_01`` ...)."""
+    reading any media. A RAVDESS folder is counted per actor (``Actor_01`` ...). A folder that holds
+    ``synth.json`` or ``gt.json`` (what ``affectkit data synth`` writes) is described by that file, its
+    untrimmed part (``untrimmed/gt.json``) under ``"untrimmed"``.
+
+    A segment annotation (``kind`` ``"segments"``) also gives ``num_segments``, ``segments_per_split``,
+    ``segments_per_label``, ``segments_per_split_per_label`` ({subset: {label: n}}) and, with point
+    labels (``points``: a CSV; ``None``: ``point_labels.csv`` or ``point_gaussian/point_labels.csv``
+    beside the JSON if there; ``False``: none), ``num_points``, ``points_per_label``,
+    ``points_per_split_per_label`` and ``videos_with_points``; its ``per_split_per_class`` counts
+    videos with a segment of each class.
+    """
     path = Path(path)
+    if path.is_dir():
+        for name in ("synth.json", "gt.json"):
+            if (path / name).is_file():
+                info = describe(path / name, points)
+                if name == "synth.json" and (path / "untrimmed" / "gt.json").is_file():
+                    info["untrimmed"] = describe(path / "untrimmed" / "gt.json", points)
+                return info
     layout = "annotation"
     if path.is_dir():
         if is_ravdess_folder(path):
@@ -520,8 +827,10 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     elif path.suffix.lower() == ".csv":
         index, layout = load_csv_index(path), "csv"
     else:
-        labels, records, top = read_annotation(path)
-        index = DatasetIndex(str(path), labels, records)
+        labels, records, top, kind, problems = _read_annotation(path)
+        if kind == "segments":
+            return _describe_segments(path, labels, records, kind, problems, None if points is True else points)
+        index = DatasetIndex(str(path), labels, records, problems=problems)
         _check_labels(index)
         for r in index.records:
             r.split = None
@@ -532,6 +841,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     return {
         "source": str(path),
         "layout": layout,
+        "kind": "clips",
         "classes": index.classes,
         "num_videos": len(index.records),
         "per_split": {k: sum(v.values()) for k, v in per_split.items()},

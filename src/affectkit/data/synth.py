@@ -88,7 +88,7 @@ episodes with "label" "p"/"n" (and the emotion under "emotion"); subsets "train"
 
 API: ``generate(out_dir, config=SynthConfig(), *, workers=1, overwrite=False, progress=None) -> synth.json``
 (re-running with the same config is a no-op; a different config replaces the files the old one wrote);
-``render_video`` renders one video in memory; ``read_srt`` / ``write_srt``; ``add_arguments`` /
+``render_video`` renders one video in memory; ``read_srt`` / ``write_srt`` (from :mod:`affectkit.data.text`); ``add_arguments`` /
 ``config_from_args`` / ``run_from_args`` for the ``affectkit data synth`` command. ``workers > 1`` uses
 spawned processes (same output). The default set (160 videos of 4-8 s at 96x96) takes about 20 s on one
 core (about 10 s with ``workers=2``).
@@ -112,6 +112,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
+# subtitle I/O and the emotion lexicon live in .text; re-exported here for compatibility
+from .text import EMOTION_TEMPLATES as _EMOTION_TEMPLATES, EMOTION_WORDS, LEXICON, NEUTRAL_LINES  # noqa: F401
+from .text import _parse_srt_time, format_srt_time, read_srt, write_srt  # noqa: F401
 
 GENERATOR_NAME = "affectkit.data.synth"
 GENERATOR_VERSION = 1
@@ -124,28 +127,6 @@ POLARITY = {
 # Which classes a K-class set uses: the first K of this list (both polarities from K = 2), in VE-8 order.
 _PREFERENCE = ("Anger", "Joy", "Sadness", "Surprise", "Fear", "Trust", "Disgust", "Anticipation")
 DIFFICULTY_LEVELS = {"easy": 0.1, "default": 0.4, "hard": 0.7}
-
-LEXICON = {
-    "Anger": ("furious", "angry", "outraged", "hate", "rage", "infuriating", "mad", "hostile"),
-    "Anticipation": ("soon", "waiting", "eager", "expecting", "countdown", "ready", "hopeful", "tomorrow"),
-    "Disgust": ("gross", "disgusting", "revolting", "nasty", "rotten", "vile", "sickening", "filthy"),
-    "Fear": ("scared", "afraid", "terrified", "danger", "panic", "frightening", "nervous", "dread"),
-    "Joy": ("wonderful", "happy", "delighted", "great", "love", "laughing", "fantastic", "cheerful"),
-    "Sadness": ("sad", "lonely", "crying", "miss", "grief", "heartbroken", "gloomy", "sorrow"),
-    "Surprise": ("wow", "unexpected", "suddenly", "unbelievable", "shocked", "amazing", "astonished", "whoa"),
-    "Trust": ("reliable", "honest", "safe", "trust", "loyal", "depend", "faithful", "confident"),
-}
-_EMOTION_TEMPLATES = (
-    "{a}, really {b}", "this is {a}", "i feel {a} about it", "{a}! so {b}", "honestly, {a}",
-    "it is {a} and {b}", "so {a} right now", "{a}... {b}",
-)
-NEUTRAL_LINES = (
-    "the bus leaves at nine", "please pass the salt", "we walked to the station", "the report is on the desk",
-    "it might rain later", "turn left at the corner", "the meeting starts at noon", "she bought some bread",
-    "the box is on the table", "they painted the fence", "the train is on platform two", "he opened the window",
-    "there are four chairs", "the shop closes at six", "we need more paper", "the road goes north",
-)
-
 
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -637,49 +618,6 @@ def _render_audio(scene: _Scene, episodes: Sequence[Episode], sr: int, n: int, k
 
 
 # ---------------------------------------------------------------------------------------------
-def format_srt_time(seconds: float) -> str:
-    ms = int(round(max(0.0, seconds) * 1000))
-    h, ms = divmod(ms, 3600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
-
-
-def _parse_srt_time(text: str) -> float:
-    hms, _, ms = text.strip().replace(".", ",").partition(",")
-    h, m, s = (int(x) for x in hms.split(":"))
-    return h * 3600 + m * 60 + s + int(ms or 0) / 1000.0
-
-
-def write_srt(path: str | os.PathLike, cues: Sequence[tuple[float, float, str]]) -> None:
-    """Write (start_s, end_s, text) cues as an SRT file (atomically)."""
-    lines = []
-    for i, (s, e, text) in enumerate(cues, start=1):
-        lines += [str(i), f"{format_srt_time(s)} --> {format_srt_time(e)}", text, ""]
-    path = os.fspath(path)
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write("\n".join(lines))
-    os.replace(tmp, path)
-
-
-def read_srt(path: str | os.PathLike) -> list[tuple[float, float, str]]:
-    """Parse an SRT file into (start_s, end_s, text) cues; raises DatasetError when malformed."""
-    with open(path, encoding="utf-8-sig") as fh:
-        blocks = [b for b in fh.read().replace("\r\n", "\n").split("\n\n") if b.strip()]
-    cues = []
-    for b in blocks:
-        rows = b.strip("\n").split("\n")
-        if len(rows) < 2 or "-->" not in rows[1]:
-            raise DatasetError(f"{path}: malformed SRT block {b[:60]!r}")
-        a, _, z = rows[1].partition("-->")
-        try:
-            cues.append((_parse_srt_time(a), _parse_srt_time(z), "\n".join(rows[2:])))
-        except ValueError:
-            raise DatasetError(f"{path}: bad SRT time line {rows[1]!r}") from None
-    return cues
-
-
 def _emotion_line(rng: np.random.Generator, cls: str) -> str:
     a, b = rng.choice(LEXICON[cls], size=2, replace=False)
     text = str(rng.choice(_EMOTION_TEMPLATES)).format(a=a, b=b)
@@ -1044,19 +982,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="out", default=None, help="output folder (same as the positional argument)")
     parser.add_argument("--num-classes", type=int, default=d.num_classes, help="K classes, 2..8 (default 4)")
     parser.add_argument("--classes", default=None, help="comma-separated class names (overrides --num-classes)")
-    parser.add_argument("--train-per-class", type=int, default=d.train_per_class)
-    parser.add_argument("--val-per-class", type=int, default=d.val_per_class)
-    parser.add_argument("--test-per-class", type=int, default=d.test_per_class)
-    parser.add_argument("--duration", type=float, nargs=2, default=list(d.duration), metavar=("MIN", "MAX"))
-    parser.add_argument("--fps", type=float, default=d.fps)
-    parser.add_argument("--size", type=int, nargs=2, default=list(d.size), metavar=("W", "H"))
-    parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    parser.add_argument("--train-per-class", type=int, default=d.train_per_class, help=f"training videos per class (default {d.train_per_class})")
+    parser.add_argument("--val-per-class", type=int, default=d.val_per_class, help=f"validation videos per class (default {d.val_per_class})")
+    parser.add_argument("--test-per-class", type=int, default=d.test_per_class, help=f"test videos per class (default {d.test_per_class})")
+    parser.add_argument("--duration", type=float, nargs=2, default=list(d.duration), metavar=("MIN", "MAX"),
+                        help=f"video length range in seconds (default {d.duration[0]:g} {d.duration[1]:g})")
+    parser.add_argument("--fps", type=float, default=d.fps, help=f"frames per second (default {d.fps:g})")
+    parser.add_argument("--size", type=int, nargs=2, default=list(d.size), metavar=("W", "H"), help=f"frame size in pixels (default {d.size[0]} {d.size[1]})")
+    parser.add_argument("--sample-rate", type=int, default=d.sample_rate, help=f"audio sample rate in Hz (default {d.sample_rate})")
     parser.add_argument("--difficulty", default=d.difficulty, help="easy | default | hard | noise level in [0, 1]")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed: the same seed writes the same set (default {d.seed})")
     parser.add_argument("--untrimmed", type=int, default=d.untrimmed, help="also write N untrimmed videos")
-    parser.add_argument("--no-subtitles", action="store_true")
+    parser.add_argument("--no-subtitles", action="store_true", help="do not write the SRT subtitle files")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (output is the same for any number)")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true", help="write the set again even if the folder already holds it")
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
@@ -1074,8 +1013,14 @@ def run_from_args(args: argparse.Namespace) -> Path:
     config = config_from_args(args)
     t0 = time.perf_counter()
     out_dir = getattr(args, "out", None) or args.out_dir or "demo_data"
+    ann = Path(out_dir) / "synth.json"
+    before = ann.stat().st_mtime_ns if ann.is_file() else None
     path = generate(out_dir, config, workers=args.workers, overwrite=args.overwrite)
     n = len(json.loads(path.read_text(encoding="utf-8"))["database"])
+    if before is not None and path.stat().st_mtime_ns == before:  # generate() found the same set complete
+        print(f"synthetic set: reused the existing set in {out_dir} (written with the same options; "
+              f"--overwrite writes it again): {n} videos, classes {', '.join(config.class_names())} -> {path}")
+        return path
     print(f"synthetic set: {n} videos, classes {', '.join(config.class_names())}, difficulty {config.difficulty}"
           f"{f', {config.untrimmed} untrimmed' if config.untrimmed else ''} -> {path} ({time.perf_counter() - t0:.1f} s)")
     return path
