@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import AffectkitError
+from .errors import AffectkitError, DatasetError
 
 log = logging.getLogger("affectkit.cli")
 
@@ -20,16 +20,18 @@ def _print_json(data) -> None:
 
 # ------------------------------------------------------------------------------------------ models
 def cmd_models(args) -> int:
-    from .config import packaged_configs
     from .registry import get_model_entry, list_models
 
-    configs = packaged_configs()
-    for name in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no registered model matches {args.pattern!r}; registered: {', '.join(list_models())}")
+        return 1
+    width = max(len(n) for n in names)
+    for name in names:
         e = get_model_entry(name)
-        mine = [c for c in configs if c.startswith(f"{name}/")]
-        print(f"{name:12s} task={e.task:10s} {e.description}")
-        for c in mine:
-            print(f"    config: {c}")
+        print(f"{name:{width}s}  task={','.join(e.tasks):10s} inputs={'+'.join(e.input_keys):12s} {e.description}")
+        for c in e.configs:
+            print(f"{'':{width}s}    config: {c}")
     return 0
 
 
@@ -39,10 +41,17 @@ def cmd_train(args) -> int:
 
     if args.config is None and args.resume is None:
         raise AffectkitError("train needs a CONFIG (e.g. vaanet/vaanet_synth.yaml) or --resume RUN_DIR")
-    result = train(args.config, args.override, resume=args.resume)
+    try:
+        result = train(args.config, args.override, resume=args.resume)
+    except DatasetError as err:
+        if args.resume is None and ("not found" in str(err) or "data.path is empty" in str(err)):
+            raise DatasetError(f"{err}; no data yet? write the synthetic set with `affectkit data synth --out demo_data` "
+                               f"(what vaanet/vaanet_synth.yaml reads), or point to yours with -o data.path=...") from err
+        raise
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         print(f"run: {result.run_dir}")
-        print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, {result.best_metric})")
+        print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, "
+              f"validation {result.select_metric} {result.best_metric})")
     return 0
 
 
@@ -50,8 +59,7 @@ def cmd_eval(args) -> int:
     from .engine.evaluate import evaluate
 
     m = evaluate(args.checkpoint, split=args.split, overrides=args.override, out_dir=args.out)
-    keys = ["split", "num_samples", "accuracy", "macro_f1", "weighted_f1", "sentiment_accuracy", "sentiment_macro_f1", "skipped", "out_dir"]
-    _print_json({k: m[k] for k in keys if k in m})
+    _print_json({**m["summary"], "split": m["split"], "out_dir": m["out_dir"]})  # the task's summary
     return 0
 
 
@@ -64,13 +72,17 @@ def cmd_predict(args) -> int:
     single = len(args.videos) == 1 and not Path(args.videos[0]).is_dir() and not _is_glob(args.videos[0])
     if single:
         result = pred.predict(args.videos[0])
+        if args.plot:
+            plot_timeline(result, args.plot)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             with open(args.out, "w", encoding="utf-8") as fh:
                 json.dump(result, fh, indent=2)
-        if args.plot:
-            plot_timeline(result, args.plot)
-        _print_json(result)
+            print(f"{result['label']} ({result['confidence']:.2f}); wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
+        else:
+            _print_json(result)
+            if args.plot:
+                print(f"wrote {args.plot}", file=sys.stderr)
         return 0
     return _predict_batch(pred, args)
 
@@ -209,17 +221,50 @@ def cmd_data_info(args) -> int:
     if args.json:
         _print_json(info)
         return 0
-    print(f"{info['source']}: {info['num_videos']} videos, {len(info['classes'])} classes")
-    classes = info["classes"]
-    splits = list(info["per_split_per_class"])
-    width = max([len(c) for c in classes] + [8])
-    print(f"{'class':{width}s} " + " ".join(f"{s:>11s}" for s in splits) + f" {'total':>7s}")
-    for c in classes:
-        row = [info["per_split_per_class"][s].get(c, 0) for s in splits]
-        print(f"{c:{width}s} " + " ".join(f"{n:11d}" for n in row) + f" {sum(row):7d}")
-    print(f"{'total':{width}s} " + " ".join(f"{info['per_split'][s]:11d}" for s in splits) + f" {info['num_videos']:7d}")
-    for p in info["problems"]:
-        print(f"problem: {p}")
+
+    def clips(info) -> None:
+        print(f"{info['source']}: {info['num_videos']} videos, {len(info['classes'])} classes")
+        classes = info["classes"]
+        splits = list(info["per_split_per_class"])
+        width = max([len(c) for c in classes] + [8])
+        print(f"{'class':{width}s} " + " ".join(f"{s:>11s}" for s in splits) + f" {'total':>7s}")
+        for c in classes:
+            row = [info["per_split_per_class"][s].get(c, 0) for s in splits]
+            print(f"{c:{width}s} " + " ".join(f"{n:11d}" for n in row) + f" {sum(row):7d}")
+        print(f"{'total':{width}s} " + " ".join(f"{info['per_split'][s]:11d}" for s in splits) + f" {info['num_videos']:7d}")
+
+    def segments(info) -> None:
+        # untrimmed videos: videos per split, then segments (and point labels) per label and split
+        classes, splits = info["classes"], list(info["per_split"])
+        print(f"{info['source']}: {info['num_videos']} untrimmed videos, {len(classes)} labels ({', '.join(classes)}), "
+              f"{info['num_segments']} segments")
+        width = max([len(c) + 2 for c in classes] + [8])
+
+        def line(name, counts):
+            counts = [int(n) for n in counts]
+            print(f"{name:{width}s} " + " ".join(f"{n:9d}" for n in counts) + f" {sum(counts):9d}")
+
+        print(f"{'':{width}s} " + " ".join(f"{s:>9s}" for s in splits) + f" {'total':>9s}")
+        line("videos", [info["per_split"][s] for s in splits])
+        line("segments", [info["segments_per_split"][s] for s in splits])
+        for c in classes:
+            line(f"  {c}", [info["segments_per_split_per_label"][s][c] for s in splits])
+        if "num_points" in info:
+            line("points", [info["points_per_split"][s] for s in splits])
+            for c in classes:
+                line(f"  {c}", [info["points_per_split_per_label"][s][c] for s in splits])
+            print(f"points: {info['num_points']} on {info['videos_with_points']} videos, from {info['points_source']}")
+        if info.get("videos_with_duration"):
+            print(f"durations known for {info['videos_with_duration']} of {info['num_videos']} videos")
+
+    for part in (info, info.get("untrimmed")):
+        if part is None:
+            continue
+        if part is not info:
+            print()
+        (segments if part.get("kind") == "segments" else clips)(part)
+        for p in part["problems"]:
+            print(f"problem: {p}")
     return 0
 
 
@@ -271,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the registered methods and their shipped configs")
-    s.add_argument("pattern", nargs="?", default="*")
+    s.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'audio*' (default: all)")
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("train", help="train a model from a YAML config (also under torchrun)")
@@ -282,9 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate a checkpoint on a split")
     s.add_argument("checkpoint", help="checkpoint folder, or a run folder (its best checkpoint)")
-    s.add_argument("--split", default="test")
+    s.add_argument("--split", default="test", help="train, val or test (default test)")
     s.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.path=other.json")
-    s.add_argument("--out", help="folder for metrics.json, predictions.jsonl, confusion_matrix.png")
+    s.add_argument("--out", help="folder for metrics.json, predictions.jsonl, confusion_matrix.png "
+                   "(default: beside the checkpoint, <run>/eval_<checkpoint>_<split>)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("predict", help="run a checkpoint on video (or audio) files: one, several, folders, glob patterns")
@@ -293,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", "-c", required=True, help="checkpoint or run folder; a .onnx file with --engine onnx")
     s.add_argument("--out", help="result JSON (one file) or JSON lines (batch; an existing file is resumed: files in it are skipped)")
     s.add_argument("--plot", help="PNG of the emotion over time (one file)")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     s.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="torch (default) or onnx (ONNX Runtime, a file from `affectkit export onnx`)")
     s.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.add_argument("--fast", action="store_true", help="fast CPU path: folded BatchNorm, int8 trunk where supported (see benchmarks/README.md)")
@@ -325,17 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data_synth)
     s = d.add_parser("info", help="what a dataset holds: classes, videos per split and per class")
     s.add_argument("path", help="annotation JSON, folder of <Class>/ videos, or CSV")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the description as JSON")
     s.set_defaults(func=cmd_data_info)
 
     s = sub.add_parser("doctor", help="versions and optional parts available")
     s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("demo", help="the main job: synthetic data -> train -> eval -> predict -> report")
-    s.add_argument("--out", default="report")
+    s.add_argument("--out", default="report", help="report folder (default report)")
     s.add_argument("--data", default=None, help="where to write the synthetic set (default: <out>/data)")
-    s.add_argument("--epochs", type=int, default=None)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's 12; e.g. 3 for a quick, near-chance look)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -1,8 +1,9 @@
 """Real speech: audio-only training on RAVDESS actors through the kit's trainer, evaluation on an
 unseen actor, and prediction on a wav file and on a video's audio track.
 
-The run trains the shipped log-mel CNN config on actors 01 and 02 and tests on actor 03 (no
-validation split: the last epoch is kept). About two minutes on 2 CPU cores.
+The run trains the shipped audio ResNet-18 config (VAANet's audio network on MFCCs, 30 epochs) on
+actors 01 and 02 and tests on actor 03 (no validation split: the last epoch is kept). About two
+minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -17,18 +18,18 @@ from affectkit.data.media_writer import write_video
 from affectkit.deploy.predictor import Predictor
 from affectkit.errors import MediaError
 
-# Chance is 1/8 = 0.125 (1/7.5 with neutral's 4 clips). Checked over seeds 0-4 (see the report in
-# the pull request): the accuracy on actor 03 stayed well above this bound.
+# Chance is 1/8 = 0.125. This exact run over seeds 0-4 gave accuracies 0.333, 0.400, 0.367, 0.333,
+# 0.350 and macro F1 0.247, 0.366, 0.291, 0.281, 0.290 on actor 03 (60 clips; one clip = 0.017).
 MIN_ACCURACY = 0.25
+MIN_MACRO_F1 = 0.18
 
 
 @pytest.fixture(scope="module")
 def ravdess_run(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("ravdess_runs")
-    overrides = [f"data.path={shared_data / 'ravdess_dev'}", f"output.root={root}", "output.run_name=cnn",
-                 "data.splits={train: [1, 2], test: [3]}", "train.epochs=25", "train.seed=0",
-                 "output.tensorboard=false"]
-    return train("audio/ravdess_cnn_logmel.yaml", overrides)
+    overrides = [f"data.path={shared_data / 'ravdess_dev'}", f"output.root={root}", "output.run_name=resnet",
+                 "data.splits={train: [1, 2], test: [3]}", "train.seed=0", "output.tensorboard=false"]
+    return train("audio/ravdess_resnet18_mfcc.yaml", overrides)
 
 
 def test_trains_on_two_actors_and_beats_chance_on_a_third(ravdess_run):
@@ -39,7 +40,7 @@ def test_trains_on_two_actors_and_beats_chance_on_a_third(ravdess_run):
     metrics = evaluate(ravdess_run.best_dir, split="test")
     assert metrics["num_samples"] == 60 and metrics["groups"] == {"actor": ["3"]} and metrics["skipped"] == 0
     assert metrics["accuracy"] >= MIN_ACCURACY, metrics["accuracy"]
-    assert metrics["macro_f1"] > 0.15, metrics["macro_f1"]
+    assert metrics["macro_f1"] >= MIN_MACRO_F1, metrics["macro_f1"]
 
 
 def test_predict_on_a_wav_and_on_a_videos_audio_track(ravdess_run, shared_data, tmp_path):

@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..registry import model_input_keys
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -551,7 +553,7 @@ class FastVAANet(nn.Module):
         elif precision in ("int8", "mixed") and not on_cpu:
             log.warning("prepare_fast: int8 runs on the CPU only; using fp32 for a model on another device")
             precision = "fp32"
-        self.input_keys = tuple(getattr(model, "input_keys", ("video", "audio")))
+        self.input_keys = model_input_keys(model)
         self.seq_len, self.trunk_channels = model.seq_len, model.trunk_channels
         in_shape = (model.seq_len, 3, model.snippet_duration, model.sample_size, model.sample_size)
         self.norm_scale, self.norm_offset = 1.0 / ORIGINAL_NORM_VALUE, torch.tensor([ORIGINAL_MEAN])

@@ -19,10 +19,12 @@ The exporter is PyTorch's own (``torch.onnx.export(..., dynamo=True)``; needs ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ import torch
 from torch import nn
 
 from ..errors import AffectkitError, CheckpointError
+
+EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnx_ir", "onnxscript")  # quieted during `export onnx`
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +169,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch on example inputs")
 
 
-def run_from_args(args) -> int:
-    import warnings
+@contextlib.contextmanager
+def quiet_exporter():
+    """During an export only: drop the exporter's chatter (progress logs, "torchvision is not installed.
+    Skipping ..." from its op registry, its FutureWarnings and UserWarnings); errors still show, and
+    the loggers' levels and the warning filters are restored afterwards."""
+    loggers = [logging.getLogger(n) for n in EXPORTER_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"(torch\.onnx|torch\.export|onnxscript|onnx_ir).*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
-    for name in ("torch.onnx", "onnx_ir", "onnxscript"):  # the exporter's progress chatter
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx.*")
-    report = export_onnx(args.checkpoint, args.out, opset=args.opset, verify=not args.no_verify)
+
+def run_from_args(args) -> int:
+    with quiet_exporter():
+            report = export_onnx(args.checkpoint, args.out, opset=args.opset, verify=not args.no_verify)
     print(json.dumps(report, indent=2))
     return 0

@@ -14,7 +14,8 @@ import torch
 from ..config import config_from_dict
 from ..data.clips import make_loader
 from ..engine.checkpoint import find_checkpoint, load_model
-from ..engine.tasks import model_inputs
+from ..engine.tasks import build_task, model_inputs
+from ..registry import model_input_keys
 from ..errors import AffectkitError, MediaError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class Predictor:
             self.model = OnnxModel(checkpoint, threads=threads)
             self.checkpoint = Path(checkpoint)
         else:
+            if str(checkpoint).lower().endswith(".onnx"):
+                raise AffectkitError(f"{checkpoint}: an ONNX file runs on the ONNX engine: add --engine onnx "
+                                     f"(the torch engine reads checkpoint or run folders)")
             self.checkpoint = find_checkpoint(checkpoint)
             self.model = load_model(self.checkpoint, device=self.device)
         self.config = self.model.affectkit_config
@@ -63,7 +67,8 @@ class Predictor:
         self.input_cfg = cfg.input
         self.classes: list[str] = list(self.config["classes"])
         self.polarity: dict[str, str] | None = self.config.get("polarity")
-        self.input_keys = tuple(getattr(self.model, "input_keys", ("video", "audio")))
+        self.task = build_task(cfg, self.classes, self.polarity)  # formats the results
+        self.input_keys = model_input_keys(self.model)
         self.loader = make_loader(cfg.input, self.input_keys, train=False)
         self.fast = fast
         if fast:
@@ -86,42 +91,18 @@ class Predictor:
 
     def run(self, sample: dict[str, Any]) -> dict[str, Any]:
         """The model on one preprocessed sample -> the result dict."""
-        batch = {k: (v.unsqueeze(0).to(self.device) if torch.is_tensor(v) else v) for k, v in sample.items()}
+        batch = self.task.collate()([sample])  # a batch of one, as in training (lists stay lists of one)
+        batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         t0 = time.perf_counter()
         out = self.forward(batch)
         return self._result(sample, out, time.perf_counter() - t0)
 
     def _result(self, sample: dict[str, Any], out, seconds: float, i: int = 0) -> dict[str, Any]:
-        probs = torch.softmax(out.logits[i].float(), -1).cpu()
-        top = int(probs.argmax())
-        att = out.temporal_attention[i].float().cpu().tolist() if out.temporal_attention is not None else None
-        snippet_logits = (out.extras or {}).get("snippet_logits")
-        snip_probs = torch.softmax(snippet_logits[i].float(), -1).cpu() if snippet_logits is not None else None
-        times = sample["snippet_times"].tolist() if "snippet_times" in sample else []
-        timeline = []
-        for j, (a, b) in enumerate(times):
-            entry: dict[str, Any] = {"snippet": j, "start": round(a, 3), "end": round(b, 3)}
-            if att is not None and j < len(att):
-                entry["attention"] = round(float(att[j]), 6)
-            if snip_probs is not None and j < len(snip_probs):
-                entry["label"] = self.classes[int(snip_probs[j].argmax())]
-                entry["probabilities"] = {c: round(float(p), 6) for c, p in zip(self.classes, snip_probs[j])}
-            timeline.append(entry)
-        result = {
-            "video": sample.get("path"),
-            "model": self.model_name,
-            "checkpoint": str(self.checkpoint),
-            "engine": self.engine + ("-fast" if self.fast else ""),
-            "label": self.classes[top],
-            "confidence": round(float(probs[top]), 6),
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
-            "timeline": timeline,
-            "duration": round(float(sample.get("duration", 0.0)), 3),
-            "fps": round(float(sample.get("fps", 0.0)), 3),
-            "inference_seconds": round(seconds, 4),
-        }
-        if self.polarity:
-            result["sentiment"] = self.polarity[self.classes[top]]
+        result = {"video": sample.get("path"), "model": self.model_name, "checkpoint": str(self.checkpoint),
+                  "engine": self.engine + ("-fast" if self.fast else "")}
+        result.update(self.task.format_prediction(sample, out, i))  # the task's part: label, timeline, ...
+        result.update({"duration": round(float(sample.get("duration", 0.0)), 3), "fps": round(float(sample.get("fps", 0.0)), 3),
+                       "inference_seconds": round(seconds, 4)})
         return result
 
     def predict(self, path: str | os.PathLike, *, audio_path: str | None = None) -> dict[str, Any]:
@@ -199,41 +180,61 @@ def iter_samples(loader, paths: list[str], *, workers: int = 1, prefetch: int = 
     yield from dl
 
 
-def plot_timeline(result: dict[str, Any], path: str | os.PathLike) -> None:
-    """Emotion over time: the temporal attention of each snippet over its time span, and the
-    class probabilities of the video, in one PNG."""
+ATTENTION_LABEL = "temporal attention (model's weight per snippet)"
+
+
+def plot_timeline(result: dict[str, Any], path: str | os.PathLike):
+    """Emotion over time, in one PNG: the per-snippet class probabilities as one line per class (the
+    video's label drawn thickest), annotated episodes (``result["true_episodes"]``, ``[start, end]``
+    pairs) shaded when given, and below, smaller, the temporal attention (the model's weight per
+    snippet); the title names the video, its label, confidence and sentiment. A result without
+    per-snippet probabilities gets the attention alone. Returns the (closed) matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1.2]})
-    tl = result["timeline"]
-    if tl and "attention" in tl[0]:
+    tl = result.get("timeline") or []
+    with_probs = bool(tl) and all("probabilities" in s for s in tl)
+    with_att = bool(tl) and all("attention" in s for s in tl)
+    mids = [(s["start"] + s["end"]) / 2 for s in tl]
+    if with_probs:
+        fig, (ax, att_ax) = plt.subplots(2, 1, figsize=(10, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        names = list(result.get("probabilities") or tl[0]["probabilities"])
+        for name in names:
+            main = name == result.get("label")
+            ax.plot(mids, [s["probabilities"].get(name, 0.0) for s in tl], "o-", ms=3, lw=2.6 if main else 1.3,
+                    label=name, zorder=3 if main else 2)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("class probability per snippet")
+    else:
+        fig, ax = plt.subplots(1, 1, figsize=(10, 3.6))
+        att_ax = None
+    target = att_ax if att_ax is not None else ax  # the attention: a secondary view, or the only one
+    if with_att:
         for seg in tl:
-            ax.bar(seg["start"], seg["attention"], width=max(1e-3, seg["end"] - seg["start"]), align="edge",
-                   color="tab:orange", alpha=0.75, edgecolor="tab:red")
-        mids = [(s["start"] + s["end"]) / 2 for s in tl]
-        ax.plot(mids, [s["attention"] for s in tl], "o-", color="tab:red", lw=1.5, ms=3)
-        ax.set_ylabel("temporal attention")
-    for k, (a, b) in enumerate(result.get("true_episodes") or []):  # known emotional episodes, if given
-        ax.axvspan(a, b, color="tab:blue", alpha=0.12, label="annotated episode" if k == 0 else None)
-    if result.get("true_episodes"):
-        ax.legend(loc="upper right", fontsize=8)
+            target.bar(seg["start"], seg["attention"], width=max(1e-3, seg["end"] - seg["start"]), align="edge",
+                       color="tab:orange", alpha=0.6, edgecolor="tab:red")
+        target.plot(mids, [s["attention"] for s in tl], "o-", color="tab:red", lw=1.2, ms=2)
+    if att_ax is not None:
+        att_ax.set_title(ATTENTION_LABEL, fontsize=9, loc="left")
+        att_ax.set_ylabel("attention", fontsize=8)
+    else:
+        ax.set_ylabel(ATTENTION_LABEL, fontsize=9)
+    for axis in (ax, att_ax):
+        if axis is None:
+            continue
+        for k, (a, b) in enumerate(result.get("true_episodes") or []):  # known emotional episodes, if given
+            axis.axvspan(a, b, color="tab:blue", alpha=0.12, label="annotated episode" if k == 0 and axis is ax else None)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="class" if with_probs else None)
     ax.set_xlim(0, max(result.get("duration") or 0, tl[-1]["end"] if tl else 1))
-    ax.set_xlabel("time (s)")
+    (att_ax if att_ax is not None else ax).set_xlabel("time (s)")
     title = f"{Path(str(result.get('video', ''))).name}: {result['label']} ({result['confidence']:.2f})"
     if result.get("sentiment"):
-        title += f", {result['sentiment']}"
+        title += f", sentiment {result['sentiment']}"
     ax.set_title(title)
-    names = list(result["probabilities"])
-    vals = [result["probabilities"][n] for n in names]
-    colors = ["tab:red" if n == result["label"] else "tab:gray" for n in names]
-    bx.barh(range(len(names)), vals, color=colors)
-    bx.set_yticks(range(len(names)), names)
-    bx.invert_yaxis()
-    bx.set_xlim(0, 1)
-    bx.set_xlabel("probability")
     fig.tight_layout()
     fig.savefig(str(path), dpi=110)
     plt.close(fig)
+    return fig

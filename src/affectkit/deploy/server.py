@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AffectkitError, MediaError
+from ..registry import model_input_keys
 
 log = logging.getLogger("affectkit.serve")
 
@@ -75,10 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", "-c", required=True, help="checkpoint folder, run folder, or .onnx file (with --engine onnx)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: pick a free one; the address is printed)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--engine", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="torch (default: a checkpoint or run folder) or onnx (a file from `affectkit export onnx`)")
     p.add_argument("--fast", action="store_true", help="fast CPU path (torch engine)")
-    p.add_argument("--allow-silent-audio", action="store_true")
+    p.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200 MB)")
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting or running at once; more get 503")
     p.add_argument("--workers", type=int, default=1, help="inference threads, each with its own model (default 1)")
@@ -222,7 +224,7 @@ class Service:
         self.queue_size = int(queue_size)
         self.max_upload_bytes = int(max_upload_bytes)
         self.upload_timeout = float(upload_timeout)
-        self.input_keys = tuple(getattr(self.model, "input_keys", ("video", "audio")))
+        self.input_keys = model_input_keys(self.model)
         self.need_video = "video" in self.input_keys
         self.accepted_kinds = ("video",) if self.need_video else ("video", "audio")
         self.tmp_root = tempfile.mkdtemp(prefix="affectkit-serve-", dir=tmp_dir)  # mode 0700

@@ -72,6 +72,39 @@ def broadcast_object(info: DistInfo, obj):
     return holder[0]
 
 
+def all_true(info: DistInfo, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on every rank: ranks decide together (one of them
+    skipping a batch or seeing a non-finite loss must not leave the others waiting in a collective)."""
+    if not info.enabled:
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_collective_device(info))
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def flags_of_ranks(info: DistInfo, flag: bool) -> list[bool]:
+    """``flag`` of every rank, in rank order (for error messages that name the rank)."""
+    return [bool(x) for x in all_gather_objects(info, bool(flag))]
+
+
+def average_gradients(info: DistInfo, params) -> None:
+    """Average ``.grad`` over the ranks by hand (a missing gradient counts as zero), as DDP does in its
+    backward; used when an accumulation window ends on a batch all ranks skipped."""
+    if not info.enabled:
+        return
+    for p in params:
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(info.world_size)
+
+
+def _collective_device(info: DistInfo) -> torch.device:
+    return info.device if info.device.type == "cuda" else torch.device("cpu")
+
+
 def teardown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

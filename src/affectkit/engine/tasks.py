@@ -1,98 +1,229 @@
-"""Training tasks: what a trainer needs to know about a kind of problem, independent of the model.
+"""Training tasks: what differs between kinds of problem, independent of the model and of the loop.
 
-``classify`` (clip classification: VAANet now, CTEN next) is the first; temporal localisation and
-masked pretraining will be further entries of :data:`TASKS`.
+A task owns, for its kind of problem (clip classification now; temporal localisation, masked
+pretraining and skeleton classification come with their methods):
+
+- the model arguments it derives from the data (:meth:`Task.model_args`, through the model's registry entry);
+- its datasets and their collate function (:meth:`Task.dataset`, :meth:`Task.collate`);
+- the training step (:meth:`Task.train_step`): any number of forward passes over one batch, one loss,
+  and the values to log;
+- evaluation (:meth:`Task.eval_batch` per batch, :meth:`Task.compute_metrics` over all rows),
+  the metric that selects the best checkpoint and its direction (:attr:`Task.select_metric`,
+  :attr:`Task.select_mode`), and its report files (:meth:`Task.write_report`);
+- the formatting of a prediction result (:meth:`Task.format_prediction`), which the predictor, the
+  batch runner, the ONNX engine and the service all use.
+
+The trainer (:mod:`affectkit.engine.trainer`) owns only the loop. Register a task with
+:func:`register_task`; a config names it in ``task:``.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..config import Config
-from ..data.clips import ClipDataset, feature_bins
-from ..data.datasets import DatasetIndex
 from ..errors import ConfigError
 from ..losses import build_loss
-from ..metrics import classification_metrics
-from ..registry import get_model_entry, model_config
+from ..metrics import classification_metrics, plot_confusion_matrix, predictions_from_probs
+from ..registry import derive_model_args, get_model_entry, model_input_keys
 
 
 def model_inputs(model: torch.nn.Module, batch: dict) -> dict[str, Any]:
-    """The keyword arguments of ``model.forward`` taken from a batch, by the model's ``input_keys``."""
-    inner = model.module if hasattr(model, "module") else model  # DistributedDataParallel wraps the model
-    keys = list(getattr(inner, "input_keys", ("video",)))
-    if "video_features" in batch and "video" not in batch:  # cached trunk features (feature_cache.py)
-        keys = ["video_features" if k == "video" else k for k in keys]
-    missing = [k for k in keys if k not in batch]
+    """The keyword arguments of ``model.forward`` taken from a batch, by the model's ``input_keys``.
+
+    A model may accept an input in a precomputed form (``input_aliases``, e.g. VAANet's
+    ``{"video": "video_features"}`` for cached trunk features): a batch holding the alias instead of
+    the key passes the alias."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    aliases = getattr(inner, "input_aliases", {})
+    out, missing = {}, []
+    for k in model_input_keys(inner):
+        if k in batch:
+            out[k] = batch[k]
+        elif aliases.get(k) in batch:
+            out[aliases[k]] = batch[aliases[k]]
+        else:
+            missing.append(k)
     if missing:
-        raise KeyError(f"batch lacks {missing} needed by {type(model).__name__}")
-    return {k: batch[k] for k in keys}
+        raise KeyError(f"batch lacks {missing} needed by {type(inner).__name__} (batch keys: {sorted(batch)})")
+    return out
 
 
-class ClassificationTask:
-    """Single-label clip classification."""
+@dataclass
+class StepOutput:
+    """What a training step returns: the loss to backpropagate, the batch size it averages over, and
+    named scalars to log (averaged over samples across the epoch and the ranks)."""
+
+    loss: torch.Tensor
+    batch_size: int
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Task:
+    """The interface every task implements (see the module docstring)."""
+
+    name = ""
+    select_metric = ""  # the default metric that picks the best checkpoint on validation
+    select_mode = "max"  # max | min
+
+    def __init__(self, cfg: Config, classes: list[str], polarity: dict[str, str] | None = None):
+        self.cfg, self.classes, self.polarity = cfg, list(classes), polarity
+        entry = get_model_entry(cfg.model.name)
+        if self.name not in entry.tasks:
+            raise ConfigError(f"task {self.name!r} does not fit model {cfg.model.name!r}, which is registered for "
+                              f"task(s) {', '.join(entry.tasks)}; set `task:` to one of them or choose another model")
+        if cfg.train.select_metric:
+            self.select_metric = cfg.train.select_metric
+        if cfg.train.select_mode:
+            self.select_mode = cfg.train.select_mode
+
+    # -- model --------------------------------------------------------------------------------
+    def model_args(self) -> dict[str, Any]:
+        return derive_model_args(self.cfg, self.classes)
+
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        return get_model_entry(self.cfg.model.name).input_keys
+
+    # -- data ---------------------------------------------------------------------------------
+    def dataset(self, index, split: str, *, train: bool):
+        raise NotImplementedError
+
+    def collate(self) -> Callable:
+        from ..data.clips import collate_skip_none
+
+        return collate_skip_none
+
+    # -- steps --------------------------------------------------------------------------------
+    def train_step(self, model: torch.nn.Module, batch: dict) -> StepOutput:
+        raise NotImplementedError
+
+    def eval_batch(self, model: torch.nn.Module, batch: dict) -> list[dict]:
+        """Per-sample result rows of one batch (JSON-ready; ``index`` identifies the sample)."""
+        raise NotImplementedError
+
+    def compute_metrics(self, rows: list[dict]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write_report(self, metrics: dict, rows: list[dict], out_dir, *, title: str = "") -> None:
+        """Files beside ``metrics.json`` and ``predictions.jsonl`` (e.g. a confusion matrix)."""
+
+    def prediction_row(self, row: dict) -> dict:
+        """A row as written to ``predictions.jsonl`` (names added where useful)."""
+        return row
+
+    def summary(self, metrics: dict) -> dict:
+        """The few metrics a command line prints."""
+        return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+    # -- prediction ---------------------------------------------------------------------------
+    def format_prediction(self, sample: dict, out, i: int = 0) -> dict[str, Any]:
+        """The task's part of a ``predict`` result for sample ``i`` of a model output."""
+        raise NotImplementedError
+
+    def better(self, score: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return score > best if self.select_mode == "max" else score < best
+
+
+class ClassificationTask(Task):
+    """Single-label clip classification (VAANet, the audio models; CTEN next)."""
 
     name = "classify"
+    select_metric = "accuracy"
+    select_mode = "max"
 
-    def __init__(self, cfg: Config, classes: list[str], polarity: dict[str, str] | None):
-        self.cfg, self.classes, self.polarity = cfg, list(classes), polarity
+    def __init__(self, cfg: Config, classes: list[str], polarity: dict[str, str] | None = None):
+        super().__init__(cfg, classes, polarity)
         pol = [1 if polarity[c] == "positive" else 0 for c in classes] if polarity else None
         if cfg.train.loss == "pcce" and pol is None:
             raise ConfigError("train.loss=pcce needs a polarity map (data.polarity: ve8, ek6 or {class: positive|negative}); or use train.loss=ce")
         self.loss_fn = build_loss(cfg.train.loss, polarity=pol, lambda_=cfg.train.pcce_lambda)
 
-    # -- model -----------------------------------------------------------------------------
-    def model_args(self) -> dict[str, Any]:
-        """The model's full argument dict: its registered defaults, the config's ``model.args``,
-        and the values that follow from the data and input sections."""
-        cfg = self.cfg
-        entry = get_model_entry(cfg.model.name)
-        derived = {
-            "num_classes": len(self.classes),
-            "seq_len": cfg.input.seq_len,
-            "snippet_duration": cfg.input.snippet_duration,
-            "sample_size": cfg.input.sample_size,
-            "audio_frames": cfg.input.audio.num_frames,
-            "audio_bins": feature_bins(cfg.input),
-        }
-        args = dict(cfg.model.args)
-        for key, value in derived.items():
-            if key not in entry.default_config:
-                continue
-            if key in args and args[key] != value:
-                raise ConfigError(f"model.args.{key}={args[key]} disagrees with the data/input config ({value}); "
-                                  f"set it through the input section (e.g. input.seq_len) instead")
-            args[key] = value
-        return model_config(cfg.model.name, **args)
+    def dataset(self, index, split: str, *, train: bool):
+        from ..data.clips import ClipDataset
 
-    # -- data ------------------------------------------------------------------------------
-    def dataset(self, index: DatasetIndex, split: str, *, train: bool):
         cfg = self.cfg
-        records = index.split(split)
-        keys = get_model_entry(cfg.model.name).input_keys
-        return ClipDataset(records, cfg.input, train=train, augment=cfg.train.augment if train else None,
-                           skip_bad=cfg.data.skip_bad, input_keys=keys)
+        return ClipDataset(index.split(split), cfg.input, train=train, augment=cfg.train.augment if train else None,
+                           skip_bad=cfg.data.skip_bad, input_keys=self.input_keys)
 
-    # -- steps -----------------------------------------------------------------------------
-    def loss(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, Any]:
+    def train_step(self, model, batch):
         out = model(**model_inputs(model, batch))
-        return self.loss_fn(out.logits.float(), batch["label"]), out
+        loss = self.loss_fn(out.logits.float(), batch["label"])
+        correct = (out.logits.detach().argmax(-1) == batch["label"]).float().mean()
+        return StepOutput(loss, len(batch["label"]), {"loss": float(loss.detach()), "accuracy": float(correct)})
 
     @torch.no_grad()
-    def predict(self, model: torch.nn.Module, batch: dict) -> dict[str, Any]:
+    def eval_batch(self, model, batch):
         out = model(**model_inputs(model, batch))
-        probs = torch.softmax(out.logits.float(), dim=-1)
-        return {"probs": probs.cpu(), "temporal_attention": None if out.temporal_attention is None else out.temporal_attention.float().cpu()}
+        probs = torch.softmax(out.logits.float(), dim=-1).cpu()
+        return [{"index": int(batch["index"][i]), "video_id": batch["video_id"][i], "label": int(batch["label"][i]),
+                 "probs": probs[i].tolist()} for i in range(probs.shape[0])]
 
-    def metrics(self, y_true, y_pred) -> dict[str, Any]:
+    def compute_metrics(self, rows):
+        y_true = [r["label"] for r in rows]
+        y_pred = predictions_from_probs([r["probs"] for r in rows])  # unrounded probabilities
         return classification_metrics(y_true, y_pred, self.classes, self.polarity)
 
+    def prediction_row(self, row):
+        probs = row["probs"]
+        return {**row, "probs": [round(float(p), 6) for p in probs], "label_name": self.classes[row["label"]],
+                "predicted": self.classes[int(np.argmax(probs))]}
 
-TASKS = {"classify": ClassificationTask}
+    def write_report(self, metrics, rows, out_dir, *, title=""):
+        plot_confusion_matrix(metrics["confusion_matrix"], self.classes, str(out_dir / "confusion_matrix.png"),
+                              title=f"{title}: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}")
+
+    def summary(self, metrics):
+        keys = ["split", "num_samples", "accuracy", "macro_f1", "weighted_f1", "sentiment_accuracy", "sentiment_macro_f1", "skipped"]
+        return {k: metrics[k] for k in keys if k in metrics}
+
+    def format_prediction(self, sample, out, i=0):
+        """Label, confidence, probabilities, sentiment and the emotion over time (``timeline``: per snippet
+        its time span, the temporal attention and, where the model gives per-snippet logits, the
+        per-snippet class probabilities)."""
+        classes = self.classes
+        probs = torch.softmax(out.logits[i].float(), -1).cpu()
+        top = int(probs.argmax())
+        att = out.temporal_attention[i].float().cpu().tolist() if out.temporal_attention is not None else None
+        snippet_logits = (out.extras or {}).get("snippet_logits")
+        snip_probs = torch.softmax(snippet_logits[i].float(), -1).cpu() if snippet_logits is not None else None
+        times = sample["snippet_times"].tolist() if "snippet_times" in sample else []
+        timeline = []
+        for j, (a, b) in enumerate(times):
+            entry: dict[str, Any] = {"snippet": j, "start": round(a, 3), "end": round(b, 3)}
+            if att is not None and j < len(att):
+                entry["attention"] = round(float(att[j]), 6)
+            if snip_probs is not None and j < len(snip_probs):
+                entry["label"] = classes[int(snip_probs[j].argmax())]
+                entry["probabilities"] = {c: round(float(p), 6) for c, p in zip(classes, snip_probs[j])}
+            timeline.append(entry)
+        result = {"label": classes[top], "confidence": round(float(probs[top]), 6),
+                  "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}, "timeline": timeline}
+        if self.polarity:
+            result["sentiment"] = self.polarity[classes[top]]
+        return result
 
 
-def build_task(cfg: Config, classes, polarity):
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator (or call): make ``cls`` available as ``task: <cls.name>`` in configs."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__}: a task needs a name")
+    TASKS[cls.name] = cls
+    return cls
+
+
+register_task(ClassificationTask)
+
+
+def build_task(cfg: Config, classes, polarity=None) -> Task:
     if cfg.task not in TASKS:
         raise ConfigError(f"task {cfg.task!r} unknown; tasks: {', '.join(TASKS)}")
     return TASKS[cfg.task](cfg, classes, polarity)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from .derive import AUDIO_DERIVED_ARGS
 from .blocks.audio import SpecAugment, UtteranceNorm
 from .outputs import ClassifierOutput
 
@@ -131,6 +132,8 @@ class AudioCNN(nn.Module):
     "audio_cnn",
     default_config=DEFAULT_CONFIG,
     input_keys=AudioCNN.input_keys,
+    derived_args=AUDIO_DERIVED_ARGS,
+    tiny_args={"channels": [4, 8, 8, 8], "embed": 16, "audio_frames": 32, "audio_bins": 16},
     description="Audio-only: log-mel VGG-style CNN, per-utterance norm, SpecAugment, mean+max time pooling",
 )
 def audio_cnn(**cfg) -> AudioCNN:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from .derive import AUDIO_DERIVED_ARGS
 from .blocks.audio import SpecAugment, UtteranceNorm
 from .blocks.resnet2d import ResNet2d
 from .outputs import ClassifierOutput
@@ -91,6 +92,8 @@ class AudioResNet(nn.Module):
     "audio_resnet18",
     default_config=DEFAULT_CONFIG,
     input_keys=AudioResNet.input_keys,
+    derived_args=AUDIO_DERIVED_ARGS,
+    tiny_args={"audio_width": 4, "audio_embed": 16, "audio_frames": 32, "audio_bins": 16},
     description="Audio-only: VAANet's audio ResNet-18 ((7,1) stem) + projection + classifier on MFCC or log-mel",
 )
 def audio_resnet18(**cfg) -> AudioResNet:

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, ConfigError
 from ..registry import register_model
+from .derive import AUDIO_DERIVED_ARGS, CLIP_DERIVED_ARGS
 from .blocks.attention import AxisAttention
 from .blocks.resnet2d import ResNet2d, load_torchvision_resnet18
 from .blocks.resnet3d import (
@@ -58,7 +59,7 @@ from .blocks.resnet3d import (
     load_matching_weights,
     read_state_dict,
 )
-from .outputs import ClassifierOutput
+from .outputs import ClassifierOutput, FeatureCacheHook
 
 __all__ = ["VAANet", "DEFAULT_CONFIG", "convert_original_state_dict", "load_original_checkpoint"]
 
@@ -108,6 +109,14 @@ class VAANet(nn.Module):
     """
 
     input_keys = ("video", "audio")
+    input_aliases = {"video": "video_features"}  # forward(video_features=...) takes cached trunk features
+
+    def feature_cache_hook(self) -> FeatureCacheHook | None:
+        """Cached trunk features for training the heads only (needs ``frozen_trunk``)."""
+        if not self.frozen_trunk:
+            return None
+        return FeatureCacheHook(compute=lambda batch: {"video_features": self.trunk_features(batch["video"])},
+                                replaces=("video",), frozen=[self.trunk])
 
     def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
         """Inputs of the right shapes and ranges (pixels in [0, 255], MFCC-like audio), for export."""
@@ -326,6 +335,10 @@ class VAANet(nn.Module):
     "vaanet",
     default_config=DEFAULT_CONFIG,
     input_keys=VAANet.input_keys,
+    derived_args={**CLIP_DERIVED_ARGS, **AUDIO_DERIVED_ARGS},
+    pretrained_args=("pretrained_trunk", "pretrained_audio"),
+    tiny_args={"depth": 10, "width": 4, "audio_width": 4, "audio_embed": 16, "audio_segments": 2, "seq_len": 2,
+               "snippet_duration": 4, "sample_size": 32, "audio_frames": 32, "audio_bins": 8, "frozen_trunk": False},
     description="VAANet (AAAI'20): frozen 3D ResNet-101 + spatial/channel/temporal attention, ResNet-18 MFCC audio stream",
 )
 def vaanet(**cfg) -> VAANet:
