@@ -52,7 +52,8 @@ def test_predict_single_video_writes_json_and_plot(trained, tiny_synth, tmp_path
     res = json.loads(out.read_text())
     assert res["label"] in res["probabilities"] and len(res["timeline"]) == 4
     assert plot.read_bytes()[:4] == b"\x89PNG"
-    capsys.readouterr()
+    said = capsys.readouterr().out
+    assert f"wrote {out} and {plot}" in said and "timeline" not in said  # says what it wrote, not the whole JSON
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"")
     assert main(["predict", str(bad), "--checkpoint", str(trained.best_dir)]) == 2
@@ -88,3 +89,11 @@ def test_predict_folder_reports_and_skips_broken_files(trained, tiny_synth, tmp_
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "affectkit", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("affectkit ")
+
+
+def test_eval_writes_beside_the_checkpoint_not_inside_it(trained, capsys):
+    assert main(["eval", str(trained.run_dir), "--split", "val"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    out = Path(shown["out_dir"])
+    assert out == (trained.run_dir / "eval_best_val").resolve()
+    assert (out / "metrics.json").is_file() and not (trained.best_dir / "eval_val").exists()
