@@ -74,3 +74,35 @@ def truncate(path, fraction: float) -> int:
     with open(path, "r+b") as fh:
         fh.truncate(size)
     return size
+
+
+def corner_picture(height: int = 64, width: int = 32) -> np.ndarray:
+    """An asymmetric RGB picture: a white square in the top-left corner, a red bar along the
+    bottom edge, the rest dark gray. Shows at once whether a frame is turned or mirrored."""
+    pic = np.full((height, width, 3), 40, dtype=np.uint8)
+    pic[: height // 4, : width // 2] = 255
+    pic[-height // 8:, :] = (220, 30, 30)
+    return pic
+
+
+def stored_for_display(upright: np.ndarray, rotation: int) -> np.ndarray:
+    """The picture a camera stores so that a player turning it ``rotation`` degrees clockwise
+    shows ``upright`` (i.e. ``upright`` turned counter-clockwise)."""
+    return np.ascontiguousarray(np.rot90(upright, k=(rotation // 90) % 4))
+
+
+def write_rotate_tagged(path, frames: np.ndarray, fps: float, rotate: str, fmt: str = "matroska") -> str:
+    """Write H.264 ``frames`` with a plain ``rotate`` stream tag and no display matrix (how old
+    FFmpeg output remuxed to Matroska carries the rotation)."""
+    path = os.fspath(path)
+    t, h, w, _ = frames.shape
+    with av.open(path, "w", format=fmt) as out:
+        stream = out.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.metadata["rotate"] = rotate
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

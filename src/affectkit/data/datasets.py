@@ -241,6 +241,15 @@ def _read_segments(path: Path, vid: str, ann: list, problems: list[tuple[str, st
     return out
 
 
+def _label_kind(label: Any) -> str | None:
+    """"name" (a string), "number" (an int or float, not a bool), else None (not a usable label)."""
+    if isinstance(label, str):
+        return "name"
+    if isinstance(label, (int, float)) and not isinstance(label, bool):
+        return "number"
+    return None
+
+
 def _read_annotation(path) -> tuple[list[str], list[VideoRecord], dict[str, Any], str, list[tuple[str, str]]]:
     """(labels, records, top-level extras, kind, problems) of an annotation JSON."""
     path = Path(path)
@@ -257,11 +266,18 @@ def _read_annotation(path) -> tuple[list[str], list[VideoRecord], dict[str, Any]
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise DatasetError(f"{path}: 'labels' must be a list of class names")
     records, problems, kind = [], [], "clips"
+    first_of_kind: dict[str, tuple[str, Any]] = {}  # "name" / "number" -> (where, label), for mixes
     for vid, entry in data["database"].items():
         if not isinstance(entry, dict) or "subset" not in entry:
             raise DatasetError(f"{path}: database entry {vid!r} has no 'subset'")
         ann = entry.get("annotations")
         label = ann.get("label") if isinstance(ann, dict) else None
+        if label is not None:
+            what = _label_kind(label)
+            if what is None:
+                raise DatasetError(f"{path}: database entry {vid!r} has label {label!r:.80} "
+                                   f"({type(label).__name__}); a label must be a class name (a string)")
+            first_of_kind.setdefault(what, (f"entry {str(vid)!r}", label))
         extra = {k: v for k, v in entry.items() if k not in ("subset", "annotations")}
         rec = VideoRecord(video_id=str(vid), label_name=label, subset=str(entry["subset"]), extra=extra,
                           duration=_number(entry.get("duration")), fps=_number(entry.get("fps")))
@@ -270,6 +286,15 @@ def _read_annotation(path) -> tuple[list[str], list[VideoRecord], dict[str, Any]
             rec.segments = _read_segments(path, str(vid), ann, problems)
         records.append(rec)
     if labels is None:
+        seg = next(((r.video_id, i, sg["label"]) for r in records for i, sg in enumerate(r.segments)), None)
+        if seg is not None:  # segment labels are always names
+            first_of_kind.setdefault("name", (f"entry {seg[0]!r} segment {seg[1]}", seg[2]))
+        if "name" in first_of_kind and "number" in first_of_kind:
+            (num_at, num), (name_at, name) = first_of_kind["number"], first_of_kind["name"]
+            raise DatasetError(
+                f"{path}: labels mix numbers and names and the file has no 'labels' list: {num_at} has "
+                f"label {num!r} (a number), {name_at} has {name!r} (a name); write every label as a "
+                f"string (e.g. \"{num}\") or give the class names in 'labels'")
         names = {r.label_name for r in records if r.label_name is not None}
         labels = sorted(names | {s["label"] for r in records for s in r.segments})
     top = {k: v for k, v in data.items() if k not in ("labels", "database")}
@@ -495,13 +520,17 @@ def _check_labels(index: DatasetIndex) -> None:
                 segs.append(dict(sg, label_index=pos[sg["label"]]))
             else:
                 index.problems.append((r.video_id, f"segment [{sg['start']}, {sg['end']}] has unknown label {sg['label']!r}; "
-                                                   f"the classes are {', '.join(index.classes)}; segment left out"))
+                                                   f"the classes are {', '.join(map(str, index.classes))}; segment left out"))
         r.segments = segs
         if r.label_name is None and (r.segments or r.points or index.kind == "segments"):
             kept.append(r)
             continue
         if r.label_name is None or r.label_name not in pos:
-            index.problems.append((r.path or r.video_id, f"unknown label {r.label_name!r}; the classes are {', '.join(index.classes)}"))
+            hint = ""
+            if _label_kind(r.label_name) == "number" and str(r.label_name) in pos:
+                hint = f" (a number: the class is the name {str(r.label_name)!r}, write the label as a string)"
+            index.problems.append((r.path or r.video_id, f"unknown label {r.label_name!r}{hint}; the classes are "
+                                                         f"{', '.join(map(str, index.classes))}"))
             continue
         r.label = pos[r.label_name]
         kept.append(r)

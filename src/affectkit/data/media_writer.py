@@ -18,11 +18,16 @@ def write_video(
     codec: str = "libx264",
     crf: int = 23,
     audio_codec: str = "aac",
+    rotation: int = 0,
+    mirror: bool = False,
 ) -> None:
     """Write ``frames`` (T, H, W, 3) uint8 RGB at ``fps``, and ``audio`` (N,) float in [-1, 1] if given.
 
     H and W must be even (yuv420p). The file is written to ``path + '.part'`` and renamed, so a crash
     never leaves a half-written file under the final name.
+
+    ``rotation`` (0, 90, 180, 270: clockwise degrees) and ``mirror`` (left-right, after the turn)
+    write a display matrix as phones do: ``frames`` are stored as given and a player turns them.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -30,12 +35,22 @@ def write_video(
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
         raise ValueError(f"frame size must be even for yuv420p, got {w}x{h}")
+    rotation = int(rotation)
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    rotation %= 360
     path = os.fspath(path)
     tmp = path + ".part"
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(tmp, mode="w", format="mp4") as container:
         vstream = container.add_stream(codec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
+        if rotation or mirror:
+            if not hasattr(vstream, "set_display_rotation"):
+                raise RuntimeError(f"PyAV {av.__version__} cannot write a display matrix "
+                                   "(VideoStream.set_display_rotation is missing)")
+            # PyAV takes counter-clockwise degrees (as VideoFrame.rotation reads them back)
+            vstream.set_display_rotation(-rotation, hflip=bool(mirror))
         if codec == "libx264":
             # One thread and no macroblock tree: x264 is then deterministic (same frames, same bytes);
             # with mb-tree on, small frames encoded differently from run to run. For such frames one

@@ -28,6 +28,17 @@ so seeks are exact. The frame shown at index ``i`` is the last decoded frame who
 (the frame count in the header is sometimes an estimate) return the last frame. A file that is
 truncated or corrupt returns what decodes, clamped to the last good frame, and raises
 :class:`~affectkit.errors.MediaError` only when nothing decodes at all.
+
+Rotated videos
+--------------
+Phones store a portrait recording as a landscape picture plus a display matrix (the stream's
+``DISPLAYMATRIX`` side data, which FFmpeg hands to every decoded frame) saying how a player turns
+it. The reader applies it: frames come out upright as players show them, and ``info.width`` /
+``info.height`` are the displayed size (swapped for 90 and 270 degrees). ``info.rotation`` is the
+clockwise turn in degrees (0, 90, 180, 270; the old ``rotate`` tag's convention, ffprobe prints the
+display matrix's rotation as minus this), ``info.mirrored`` a left-right mirror applied after it.
+Without a display matrix, a ``rotate`` stream tag (e.g. in Matroska files remuxed from old
+FFmpeg output) is used the same way. A matrix that is not a multiple of 90 degrees is ignored.
 """
 from __future__ import annotations
 
@@ -72,6 +83,9 @@ class VideoInfo:
     height: int
     has_audio: bool
     audio_sample_rate: int | None
+    # display orientation applied by the reader: clockwise degrees, then a left-right mirror
+    rotation: int = 0
+    mirrored: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,6 +157,93 @@ def _as_indices(indices: Sequence[int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
+# display orientation
+
+# (transpose, flip_rows, flip_cols) applied to the decoded (H, W, 3) picture to show it upright
+_Orientation = tuple[bool, bool, bool]
+_UPRIGHT: _Orientation = (False, False, False)
+
+
+def _matrix_orientation(a: float, b: float, c: float, d: float) -> _Orientation | None:
+    """The array operations for a display matrix's 2x2 part, or None when it is not a multiple of
+    90 degrees. FFmpeg's matrix maps a picture point (x, y) (y down) to (a x + c y, b x + d y)."""
+    scale = max(abs(a), abs(b), abs(c), abs(d))
+    if not scale > 0:
+        return None
+    a, b, c, d = (0 if abs(v) < 0.5 * scale else (1 if v > 0 else -1) for v in (a, b, c, d))
+    if a and d and not b and not c:  # x stays x: flips only
+        return False, d < 0, a < 0
+    if b and c and not a and not d:  # x becomes y: a transpose, then flips
+        return True, b < 0, c < 0
+    return None
+
+
+def _describe(a: int, b: int, c: int, d: int) -> tuple[int, bool]:
+    """(clockwise rotation, mirrored) of a right-angle matrix given by its signs."""
+    mirrored = a * d - b * c < 0
+    if mirrored:  # the matrix is a mirror after a rotation: undo the mirror (negate x')
+        a, c = -a, -c
+    return int(round(math.degrees(math.atan2(b, a)))) % 360, mirrored
+
+
+def _frame_display_matrix(frame: av.VideoFrame) -> tuple[float, float, float, float] | None:
+    """(a, b, c, d) of the frame's DISPLAYMATRIX side data (16.16 fixed point), if it has one."""
+    try:
+        for sd in frame.side_data:
+            if getattr(sd.type, "name", "") == "DISPLAYMATRIX":
+                raw = bytes(sd)
+                if len(raw) < 36:
+                    return None
+                m = np.frombuffer(raw[:36], dtype="<i4").astype(np.float64)
+                return float(m[0]), float(m[1]), float(m[3]), float(m[4])
+    except Exception:  # noqa: BLE001 - side data not exposed by this PyAV
+        return None
+    return None
+
+
+def _tag_rotation(metadata) -> int | None:
+    """Clockwise degrees from a ``rotate`` stream tag (any case), if it is a multiple of 90."""
+    for key, value in dict(metadata or {}).items():
+        if str(key).lower() == "rotate":
+            try:
+                deg = float(str(value).strip())
+            except ValueError:
+                return None
+            deg = int(round(deg)) % 360
+            return deg if deg % 90 == 0 else None
+    return None
+
+
+def _orientation(frame: av.VideoFrame, metadata) -> tuple[_Orientation, int, bool]:
+    """How to show ``frame`` upright: (array operations, clockwise rotation, mirrored)."""
+    matrix = _frame_display_matrix(frame)
+    if matrix is None:
+        deg = _tag_rotation(metadata)
+        if not deg:
+            return _UPRIGHT, 0, False
+        rad = math.radians(deg)  # a clockwise turn: the matrix of av_display_rotation_set(-deg)
+        matrix = (math.cos(rad), math.sin(rad), -math.sin(rad), math.cos(rad))
+    orient = _matrix_orientation(*matrix)
+    if orient is None or orient == _UPRIGHT:
+        return _UPRIGHT, 0, False
+    scale = max(abs(v) for v in matrix)
+    signs = [0 if abs(v) < 0.5 * scale else (1 if v > 0 else -1) for v in matrix]
+    rotation, mirrored = _describe(*signs)
+    return orient, rotation, mirrored
+
+
+def _apply_orientation(arr: np.ndarray, orient: _Orientation) -> np.ndarray:
+    transpose, flip_rows, flip_cols = orient
+    if transpose:
+        arr = arr.transpose(1, 0, 2)
+    if flip_rows:
+        arr = arr[::-1]
+    if flip_cols:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+# ----------------------------------------------------------------------------------------------
 # video files
 
 
@@ -164,6 +265,7 @@ class VideoReader:
         self._last_good: tuple[int, av.VideoFrame] | None = None
         self._error: BaseException | None = None
         self._reformatter: VideoReformatter | None = None
+        self._orient: _Orientation = _UPRIGHT
         try:
             self._open()
             self.info = self._probe()
@@ -254,15 +356,23 @@ class VideoReader:
             sample_rate = audio[0].codec_context.sample_rate or getattr(audio[0], "sample_rate", 0)
             sample_rate = int(sample_rate) if sample_rate else None
 
+        # phone videos: the display matrix (or a `rotate` tag) says how to show the picture
+        self._orient, rotation, mirrored = _orientation(frame, stream.metadata)
+        width, height = int(frame.width), int(frame.height)
+        if self._orient[0]:
+            width, height = height, width
+
         return VideoInfo(
             path=self.path,
             num_frames=int(num_frames),
             fps=float(fps),
             duration=float(duration),
-            width=int(frame.width),
-            height=int(frame.height),
+            width=width,
+            height=height,
             has_audio=bool(audio),
             audio_sample_rate=sample_rate,
+            rotation=rotation,
+            mirrored=mirrored,
         )
 
     def _count_packets(self) -> int:
@@ -441,7 +551,8 @@ class VideoReader:
         """Frames at the 0-based ``indices`` (any order, repeats allowed) as (N, H, W, 3) uint8 RGB.
 
         ``size`` resizes so that the short side equals ``size`` (aspect ratio kept), inside FFmpeg.
-        Indices past the end of the video give its last frame.
+        Indices past the end of the video give its last frame. Frames are upright as displayed
+        (the display matrix applied; ``info.width`` x ``info.height`` before resizing).
         """
         if self._container is None:
             raise MediaError(self.path, "reader is closed")
@@ -484,14 +595,20 @@ class VideoReader:
         return out
 
     def _to_rgb(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-        """Convert (and resize) inside FFmpeg. The reformatter is kept: building a new scaler for
-        every frame costs more than the conversion itself. One scaler thread: decode threads and
-        data-loader workers already use the cores."""
+        """Convert (and resize) inside FFmpeg, then turn upright: ``width`` x ``height`` is the
+        displayed size. The reformatter is kept: building a new scaler for every frame costs more
+        than the conversion itself. One scaler thread: decode threads and data-loader workers
+        already use the cores."""
         if self._reformatter is None:
             self._reformatter = VideoReformatter()
+        if self._orient[0]:  # the stored picture is on its side: scale it in its own axes
+            width, height = height, width
         out = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
                                          threads=1)
-        return out.to_ndarray()
+        arr = out.to_ndarray()
+        if self._orient != _UPRIGHT:
+            arr = _apply_orientation(arr, self._orient)
+        return arr
 
     def close(self) -> None:
         """Release the file. Idempotent."""
@@ -516,7 +633,8 @@ class VideoReader:
 
     def __repr__(self) -> str:
         i = self.info
-        return f"VideoReader({i.path!r}, {i.num_frames} frames, {i.fps:g} fps, {i.width}x{i.height})"
+        rot = f", rotated {i.rotation}" if i.rotation else ""
+        return f"VideoReader({i.path!r}, {i.num_frames} frames, {i.fps:g} fps, {i.width}x{i.height}{rot})"
 
 
 # ----------------------------------------------------------------------------------------------
