@@ -12,6 +12,9 @@ Every error is JSON, ``{"error": {"code": ..., "message": ...}}``, with its HTTP
 
 How a request goes through
 --------------------------
+0. **Connection.** At most ``--max-connections`` connections are open at once (one more is answered
+   ``503`` and closed as soon as it is accepted), and each has ``--header-timeout`` seconds to deliver a
+   complete request head, else it is closed (see :func:`guarded_protocol`).
 1. **Admission.** At most ``--queue-size`` prediction requests are *admitted* at a time (uploading,
    checked, waiting for a worker or running). One more is answered ``503`` at once, with a
    ``Retry-After`` estimated from recent service times, before its body is read. The counter lives on
@@ -79,13 +82,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
                    help="torch (default: a checkpoint or run folder) or onnx (a file from `affectkit export onnx`)")
-    p.add_argument("--fast", action="store_true", help="fast CPU path (torch engine)")
+    p.add_argument("--fast", action="store_true", help="fast CPU path (torch engine): compiled and checked at start-up, before the first request")
+    p.add_argument("--fast-backend", default=None, metavar="NAME", help="with --fast: force a backend (see `affectkit doctor`)")
     p.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default 200 MB)")
     p.add_argument("--queue-size", type=int, default=8, help="requests waiting or running at once; more get 503")
     p.add_argument("--workers", type=int, default=1, help="inference threads, each with its own model (default 1)")
     p.add_argument("--tmp-dir", default=None, help="where the private upload folder is made (default: the system temp folder)")
     p.add_argument("--upload-timeout", type=float, default=300.0, help="seconds an upload may take (default 300)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send a complete request head (request line and headers); "
+                        "an idle or trickling connection is closed after it (default 10)")
+    p.add_argument("--max-connections", type=int, default=64,
+                   help="open connections at most; one more is answered 503 and closed at once (default 64)")
     p.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds to let running requests finish on shutdown")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (info logs each request)")
@@ -214,7 +223,8 @@ class Service:
     """The state shared by the requests: predictors, worker pool, admission counter, upload folder."""
 
     def __init__(self, predictors: list, *, engine: str = "torch", queue_size: int = 8,
-                 max_upload_bytes: int = 200 * 2**20, tmp_dir: str | None = None, upload_timeout: float = 300.0):
+                 max_upload_bytes: int = 200 * 2**20, tmp_dir: str | None = None, upload_timeout: float = 300.0,
+                 header_timeout: float | None = None, max_connections: int | None = None):
         if not predictors:
             raise ValueError("need at least one predictor")
         self.predictors = predictors
@@ -224,6 +234,10 @@ class Service:
         self.queue_size = int(queue_size)
         self.max_upload_bytes = int(max_upload_bytes)
         self.upload_timeout = float(upload_timeout)
+        self.header_timeout = None if header_timeout is None else float(header_timeout)
+        self.max_connections = None if max_connections is None else int(max_connections)
+        # connection counters, kept by the connection guard (event loop only)
+        self.connection_counts = {"open": 0, "refused": 0, "header_timeouts": 0}
         self.input_keys = model_input_keys(self.model)
         self.need_video = "video" in self.input_keys
         self.accepted_kinds = ("video",) if self.need_video else ("video", "audio")
@@ -282,6 +296,7 @@ class Service:
             "input_keys": list(self.input_keys),
             "accepts": "video" if self.need_video else "video or audio",
             "fast": bool(getattr(m, "fast", False)),
+            "fast_path": getattr(m, "fast_info", None),  # backend, reason, agreement, first-call seconds
             "device": str(getattr(m, "device", "cpu")),
             "workers": self.workers,
         }
@@ -294,8 +309,10 @@ class Service:
             "engine": self.engine,
             "queue": {"capacity": self.queue_size, "admitted": self.admitted, "running": running,
                       "waiting": max(0, self.admitted - running), "workers": self.workers},
-            "limits": {"max_upload_bytes": self.max_upload_bytes, "upload_timeout_s": self.upload_timeout},
+            "limits": {"max_upload_bytes": self.max_upload_bytes, "upload_timeout_s": self.upload_timeout,
+                       "header_timeout_s": self.header_timeout, "max_connections": self.max_connections},
             "requests": dict(self.counts),
+            "connections": dict(self.connection_counts),
             "average_seconds": round(self._avg_seconds, 4) if self._avg_seconds is not None else None,
             "uptime_seconds": round(time.time() - self.started, 1),
         }
@@ -709,17 +726,135 @@ async def _handle_predict(request, service: Service):
             log.error("prediction failed on %s", name, exc_info=err)
             raise RequestError(500, "internal_error", f"prediction failed ({type(err).__name__})") from None
         result = dict(result)
-        result["video"] = name
+        result["video"] = result["media"] = name  # the upload's own name, never the temporary path
         return result
     finally:
         remove_quietly(path)
+
+
+# ------------------------------------------------------------------------------- connection guard
+REFUSED_LINGER_SECONDS = 1.0  # a refused connection is read (and dropped) this long at most, then closed
+
+
+def _raw_error(status: int, reason: str, code: str, message: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A complete HTTP/1.1 error answer with the service's JSON body, written before h11 has a request."""
+    import json
+
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = [f"HTTP/1.1 {status} {reason}", "content-type: application/json", f"content-length: {len(body)}",
+            "connection: close", *(f"{k}: {v}" for k, v in extra)]
+    head += [f"{k.decode()}: {v.decode()}" for k, v in _SECURITY_HEADERS]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def guarded_protocol(service: Service, header_timeout: float, max_connections: int):
+    """uvicorn's h11 protocol class with two bounds uvicorn does not have.
+
+    - **Header deadline**: a connection has ``header_timeout`` seconds to deliver a complete request head
+      (request line and headers), counted from when it is opened and, on a kept-alive connection, from the
+      first byte of the next request. uvicorn arms no timer before the first request, and its keep-alive
+      timer is cancelled by any byte received, so a client that trickles its head, or sends nothing,
+      holds its connection for ever. When the deadline passes the connection is closed (with ``408`` if
+      part of a head had come). The request body is bounded elsewhere (``--upload-timeout``); idle time
+      between requests by uvicorn's keep-alive timeout.
+    - **Connection bound**: at most ``max_connections`` connections are served at once; one more is
+      answered ``503`` (``too_many_connections``) as soon as it is accepted, and closed (what it sends is
+      read and dropped for at most ``REFUSED_LINGER_SECONDS``, so that it reads the answer rather than a
+      reset). uvicorn's ``limit_concurrency`` only answers 503 once a request head has arrived, which an
+      idle connection never sends.
+
+    A subclass of the protocol rather than a proxy in front: the deadline needs h11's parser state
+    (whether a head is complete), and the protocol is the one place that sees every connection.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    counts = service.connection_counts
+    refused_answer = _raw_error(503, "Service Unavailable", "too_many_connections",
+                                f"the server has {max_connections} open connections, its limit; retry later",
+                                (("retry-after", "1"),))
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+        _refused = False
+        _counted = False
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if counts["open"] >= max_connections:
+                self._refuse()
+                return
+            counts["open"] += 1
+            self._counted = True
+            self._arm_head_timer()
+
+        def _refuse(self) -> None:
+            self._refused = True
+            self.connections.discard(self)  # not counted by uvicorn either (its shutdown waits on these)
+            counts["refused"] += 1
+            log.warning("refused a connection from %s: %d connections open, the limit", _peer(self.client), max_connections)
+            self.transport.write(refused_answer)
+            with contextlib.suppress(Exception):
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+            self._head_timer = self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # read and dropped until the linger timer closes the connection
+            if self._head_timer is None and self.conn.their_state is h11.IDLE:
+                self._arm_head_timer()  # the first byte of a next request on a kept-alive connection
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the head is complete (h11 buffers until it is)
+                self._disarm_head_timer()
+
+        def eof_received(self):
+            if self._refused:
+                self.transport.close()
+                return None
+            return super().eof_received()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm_head_timer()
+            if self._counted:
+                counts["open"] -= 1
+                self._counted = False
+            super().connection_lost(exc)
+
+        def _arm_head_timer(self) -> None:
+            self._disarm_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
+
+        def _disarm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            counts["header_timeouts"] += 1
+            partial = bool(self.conn.trailing_data[0])
+            log.info("closed a connection from %s: no complete request head within %g s (%s)", _peer(self.client),
+                     header_timeout, "part of a head received" if partial else "nothing received")
+            if partial:
+                self.transport.write(_raw_error(408, "Request Timeout", "header_timeout",
+                                                f"the request head took longer than {header_timeout:g} s"))
+            self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def _peer(client) -> str:
+    return f"{client[0]}:{client[1]}" if client else "a client"
 
 
 # ---------------------------------------------------------------------------------------- running
 def _make_predictor(args):
     from .predictor import Predictor
 
-    kwargs: dict[str, Any] = {"device": args.device, "fast": args.fast, "allow_silent_audio": args.allow_silent_audio}
+    kwargs: dict[str, Any] = {"device": args.device, "fast": (getattr(args, "fast_backend", None) or True) if args.fast else False, "allow_silent_audio": args.allow_silent_audio}
     if args.engine != "torch":
         if "engine" not in inspect.signature(Predictor).parameters:
             raise AffectkitError(f"--engine {args.engine} is not available in this version of the predictor")
@@ -741,6 +876,12 @@ def run_from_args(args) -> int:
         raise AffectkitError(f"--max-upload-mb {args.max_upload_mb}: must be > 0")
     if not 0 <= args.port <= 65535:
         raise AffectkitError(f"--port {args.port}: must be between 0 and 65535")
+    if not args.header_timeout > 0:
+        raise AffectkitError(f"--header-timeout {args.header_timeout}: must be > 0")
+    if args.max_connections < 1:
+        raise AffectkitError(f"--max-connections {args.max_connections}: must be >= 1")
+    if not args.upload_timeout > 0:
+        raise AffectkitError(f"--upload-timeout {args.upload_timeout}: must be > 0")
     if args.tmp_dir is not None and not os.path.isdir(args.tmp_dir):
         raise AffectkitError(f"--tmp-dir {args.tmp_dir}: not a folder")
     if not (STATIC_DIR / "index.html").is_file():
@@ -750,10 +891,12 @@ def run_from_args(args) -> int:
     predictors = [_make_predictor(args) for _ in range(workers)]
     service = Service(predictors, engine=args.engine, queue_size=args.queue_size,
                       max_upload_bytes=int(args.max_upload_mb * 2**20), tmp_dir=args.tmp_dir,
-                      upload_timeout=args.upload_timeout)
+                      upload_timeout=args.upload_timeout, header_timeout=args.header_timeout,
+                      max_connections=args.max_connections)
     try:
         app = create_app(service)
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, http="h11",
+        http = guarded_protocol(service, args.header_timeout, args.max_connections)
+        config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, http=http,
                                 lifespan="on", proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=args.shutdown_timeout)
 
@@ -765,7 +908,8 @@ def run_from_args(args) -> int:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
                 print(f"affectkit serve: listening on http://{shown}:{port}/ (model {service.model.model_name}, "
-                      f"queue {service.queue_size}, workers {service.workers}, max upload {_mb(service.max_upload_bytes)})",
+                      f"queue {service.queue_size}, workers {service.workers}, max upload {_mb(service.max_upload_bytes)}, "
+                      f"max connections {service.max_connections})",
                       flush=True)
 
         server = _Server(config)

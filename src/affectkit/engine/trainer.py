@@ -460,6 +460,24 @@ class Trainer:
                 if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                     self._tb.add_scalar(k.replace("_", "/", 1), v, record.get("epoch", 0))
             self._tb.flush()
+        # one line per epoch through the library's logger: progress in files, pipes and job logs too
+        # (the bars only show on a terminal); the application decides where it goes
+        name = self.task.select_metric
+        parts = [f"epoch {record['epoch']}/{self.cfg.train.epochs}"]
+        if isinstance(record.get("train_loss"), (int, float)):
+            parts.append(f"train loss {record['train_loss']:.4f}")
+        val = record.get(f"val_{name}")
+        if isinstance(val, (int, float)):
+            best = (f", best {self.best_metric:.4f} at epoch {self.best_epoch}"
+                    if isinstance(self.best_metric, (int, float)) and self.best_epoch is not None else "")
+            parts.append(f"val {name} {val:.4f}{best}")
+        else:
+            parts.append("no validation split")
+        now = time.monotonic()
+        since = getattr(self, "_last_log_time", None)
+        self._last_log_time = now
+        parts.append(f"train {record.get('epoch_seconds', 0.0):.1f} s" + (f", {now - since:.1f} s since the last epoch" if since else ""))
+        log.info("%s", "; ".join(parts))
 
     def _open_tensorboard(self) -> None:
         if not (self.dist.is_main and self.cfg.output.tensorboard):
