@@ -57,7 +57,7 @@ def build_modality(key: str, input_cfg, input_keys: tuple[str, ...], *, train: b
         return VideoModality(input_cfg, train=train, augment=augment)
     if key == "audio":
         if "video" in input_keys:
-            return TrackAudioModality(input_cfg) if audio_spec(input_cfg) is not None else None
+            return TrackAudioModality(input_cfg, train=train) if audio_spec(input_cfg) is not None else None
         return AudioFileModality(AudioClipLoader(input_cfg, train=train, augment=augment))
     if key == "text":
         return TextModality(input_cfg)
@@ -128,13 +128,16 @@ _NO_AUDIO = "has no audio stream (the model needs audio; set input.audio.on_miss
 
 class TrackAudioModality:
     """``audio`` (num_frames, bins) of a video's clip: its sidecar audio file, else its own audio
-    track; a video without one is an error, or silence with ``input.audio.on_missing=silence``."""
+    track; a video without one is an error, or silence with ``input.audio.on_missing=silence``.
+    ``input.audio.kind: fbank`` is CTEN's front end (:func:`~affectkit.data.fbank.cten_audio_features`:
+    the whole track, ``windows`` windows at random offsets in training, centred in evaluation)."""
 
     key = "audio"
 
-    def __init__(self, input_cfg):
+    def __init__(self, input_cfg, *, train: bool = False):
         self.cfg = input_cfg
         self.spec = audio_spec(input_cfg)
+        self.train = train
 
     @staticmethod
     def _info(src: SampleSource, ctx: dict):
@@ -152,6 +155,12 @@ class TrackAudioModality:
                 raise MediaError(path, _NO_AUDIO)
             log.warning("%s: no audio stream; using silence", path)
             feats = np.zeros((self.spec.num_frames, feature_bins(self.cfg)), dtype=np.float32)
+        elif self.cfg.audio.kind == "fbank":
+            from .fbank import cten_audio_features
+
+            a = self.cfg.audio
+            feats = cten_audio_features(src.audio_path or path, a.sample_rate, num_frames=a.num_frames, windows=a.windows,
+                                        num_mel_bins=a.n_mels, train=self.train, rng=rng)
         else:
             feats = np.ascontiguousarray(audio_features(src.audio_path or path, self.spec), dtype=np.float32)
         sample["audio"] = torch.from_numpy(feats)

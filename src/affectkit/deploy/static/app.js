@@ -284,8 +284,9 @@
     for (const s of tl) {
       svg("rect", { class: "snippet", x: x(s.start), y: M.top, width: Math.max(1, x(s.end) - x(s.start)), height: H - M.top - M.bottom }, root);
     }
-    // segments, if the result has any
-    for (const seg of r.segments || []) {
+    // segments, if the result has any; emotional keyframes (CTEN) shade the same way, labelled "keyframe"
+    const keyframes = (r.keyframes || []).map((k) => ({ start: k.start, end: k.end, score: k.score, label: "keyframe" }));
+    for (const seg of (r.segments || []).concat(keyframes)) {
       if (!isFinite(seg.start) || !isFinite(seg.end)) continue;
       const c = colorOf(seg.label);
       svg("rect", { class: "segment", x: x(seg.start), y: M.top, width: Math.max(1, x(seg.end) - x(seg.start)),
@@ -316,12 +317,12 @@
       html("i", "line", null, item).style.background = sr.name === "attention" ? colorOf(r.label) : colorOf(sr.name);
       item.append(sr.name === "attention" ? "temporal attention" : sr.name);
     }
-    if ((r.segments || []).length) {
+    if ((r.segments || []).length || keyframes.length) {
       const item = html("span", null, null, el.legend);
       const box = html("i", "line", null, item);
       box.style.background = "#d9dcea";
       box.style.height = "10px";
-      item.append("segments");
+      item.append((r.segments || []).length ? (keyframes.length ? "segments, keyframes" : "segments") : "keyframes");
     }
     // playback cursor, following the preview video
     const cursor = svg("line", { class: "cursor", x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom, visibility: "hidden" }, root);

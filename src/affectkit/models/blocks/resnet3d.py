@@ -38,6 +38,7 @@ __all__ = [
     "LoadReport",
     "ResNet3d",
     "ZeroPadShortcut3d",
+    "checkpoint_head_classes",
     "default_shortcut",
     "load_kinetics_checkpoint",
     "load_matching_weights",
@@ -341,16 +342,37 @@ def load_matching_weights(
     return report
 
 
-def load_kinetics_checkpoint(model: ResNet3d, path: str | os.PathLike) -> LoadReport:
-    """Load one of Hara et al.'s released 3D ResNet checkpoints (e.g. ``resnet-101-kinetics.pth``).
+def checkpoint_head_classes(state_dict: Mapping[str, Tensor]) -> int | None:
+    """The number of classes of the ``fc`` head in a 3D ResNet state dict (None if it has none):
+    400 for the 2017 Kinetics-400 release (``resnet-101-kinetics.pth``, VAANet), 1039 for the 2020
+    Kinetics-700 + Moments-in-Time release (``r3d101_KM_200ep.pth``, CTEN)."""
+    fc = state_dict.get("fc.weight")
+    return int(fc.shape[0]) if isinstance(fc, Tensor) and fc.dim() == 2 else None
 
-    The file is a dict with ``state_dict`` (or a raw state dict), keys usually prefixed with
-    ``module.``. Keys are mapped by name; a 400-way ``fc`` shows up in ``report.unused`` when
-    ``model`` has no head (and is loaded when the model has a 400-way head). The model must be
+
+def load_kinetics_checkpoint(model: ResNet3d, path: str | os.PathLike, *,
+                             expected_classes: int | Iterable[int] | None = None) -> LoadReport:
+    """Load one of Hara et al.'s released 3D ResNet checkpoints.
+
+    Both releases load: the 2017 one (e.g. ``resnet-101-kinetics.pth``: ``{"state_dict": ...}``,
+    keys prefixed with ``module.``, a 400-way ``fc``) and the 2020 one that CTEN expects (e.g.
+    ``r3d101_KM_200ep.pth``: no prefix, a 1039-way ``fc`` for Kinetics-700 + Moments-in-Time), or
+    a raw state dict. Keys are mapped by name; the ``fc`` head shows up in ``report.unused`` when
+    ``model`` has no head (and is loaded when the model has a head of that size). The model must be
     built with the checkpoint's depth, shortcut type and ``width=64``: a shape mismatch raises
-    :class:`CheckpointError` naming the key.
+    :class:`CheckpointError` naming the key. ``expected_classes`` (one size or several; default:
+    no check): the file's head must have that many classes, else :class:`CheckpointError`.
     """
     state_dict = read_state_dict(path)
+    if expected_classes is not None:
+        allowed = {int(expected_classes)} if isinstance(expected_classes, int) else {int(c) for c in expected_classes}
+        found = checkpoint_head_classes(state_dict)
+        if found not in allowed:
+            raise CheckpointError(
+                f"{path}: expected a 3D ResNet checkpoint with a {' or '.join(map(str, sorted(allowed)))}-way fc head, "
+                f"found {'no head' if found is None else f'a {found}-way head'}"
+            )
+    report = load_matching_weights(model, state_dict, source=str(path))
     report = load_matching_weights(model, state_dict, source=str(path))
     if not report.loaded:
         raise CheckpointError(
