@@ -13,6 +13,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _walk(parser, path=("affectkit",)):
+    if hasattr(parser, "_add_deferred"):  # sub-commands whose options are added on first use
+        parser._add_deferred()
     yield path, parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

@@ -67,7 +67,7 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     from .deploy.predictor import Predictor, plot_timeline
 
-    pred = Predictor(args.checkpoint, device=args.device, fast=args.fast, allow_silent_audio=args.allow_silent_audio,
+    pred = Predictor(args.checkpoint, device=args.device, fast=(args.fast_backend or True) if args.fast else False, allow_silent_audio=args.allow_silent_audio,
                      engine=args.engine, threads=args.threads)
     single = len(args.videos) == 1 and not Path(args.videos[0]).is_dir() and not _is_glob(args.videos[0])
     if single:
@@ -91,23 +91,95 @@ def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def media_files(specs: list[str], extensions) -> list[str]:
+class ScanReport:
+    """What :func:`media_files` left out: files in scanned folders by reason, folders named on the
+    command line that hold nothing to read, and folders a glob pattern matched."""
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, dict[str, int]] = {}  # reason -> {detail (an extension, ""): count}
+        self.empty_folders: dict[str, str] = {}  # folder -> what it held instead
+        self.pattern_folders = 0
+
+    def skip(self, reason: str, detail: str = "") -> None:
+        by_detail = self.skipped.setdefault(reason, {})
+        by_detail[detail] = by_detail.get(detail, 0) + 1
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(sum(d.values()) for d in self.skipped.values())
+
+    def describe(self, skipped: dict[str, dict[str, int]] | None = None) -> str:
+        """e.g. ``2 not media (.txt), 1 audio file for a video model``, most frequent first."""
+        skipped = self.skipped if skipped is None else skipped
+        parts = []
+        for reason, by_detail in sorted(skipped.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+            n = sum(by_detail.values())
+            details = ", ".join(d for d, _ in sorted(by_detail.items(), key=lambda kv: (-kv[1], kv[0])) if d)
+            parts.append(f"{n} {reason if n == 1 else _plural(reason)}" + (f" ({details})" if details else ""))
+        return ", ".join(parts)
+
+
+def _plural(reason: str) -> str:
+    return reason.replace("audio file ", "audio files ").replace("video file ", "video files ").replace(
+        "hidden file", "hidden files")
+
+
+def _skip_reason(f: Path, extensions) -> tuple[str, str]:
+    """Why a file found in a folder scan is not read: (reason, detail)."""
+    from .data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+
+    ext = f.suffix.lower()
+    if f.name.startswith("."):
+        return "hidden file", ""
+    if ext in AUDIO_EXTENSIONS:
+        return "audio file for a video model", ""
+    if ext in VIDEO_EXTENSIONS:
+        return "video file for an audio model", ""
+    return "not media", ext or "no extension"
+
+
+def media_files(specs: list[str], extensions, report: ScanReport | None = None) -> list[str]:
     """Files named by ``specs`` (files, folders searched recursively, glob patterns with ``**``), in a
-    stable order, without repeats. A named file is kept whatever its extension (the decoder judges it)."""
+    stable order, without repeats.
+
+    A path named on the command line is always kept, whatever its extension or kind (the predictor
+    judges it and gives it a result line or an error line); so is every file a glob pattern matches.
+    A folder scan keeps the files whose extension is in ``extensions`` (what the model reads) and counts
+    the others in ``report`` by reason; a named folder holding none is kept itself (its error line).
+    """
     import glob
 
+    report = report if report is not None else ScanReport()
+    extensions = {e.lower() for e in extensions}
     found: list[str] = []
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+            kept, left = [], {}
+            for f in sorted(p.rglob("*")):
+                if not f.is_file():
+                    continue
+                rel = f.relative_to(p).parts
+                if f.suffix.lower() in extensions and not any(part.startswith(".") for part in rel):
+                    kept.append(str(f))
+                    continue
+                reason = ("hidden file", "") if any(part.startswith(".") for part in rel) else _skip_reason(f, extensions)
+                report.skip(*reason)
+                left.setdefault(reason[0], {}).setdefault(reason[1], 0)
+                left[reason[0]][reason[1]] += 1
+            if kept:
+                found += kept
+            else:  # the folder itself gets a line: nothing in it can be read
+                found.append(spec)
+                report.empty_folders[spec] = report.describe(left) if left else "it is empty"
         elif _is_glob(spec) and not p.exists():
             matches = sorted(glob.glob(spec, recursive=True))
             if not matches:
                 raise AffectkitError(f"{spec}: no files match this pattern")
             found += [m for m in matches if os.path.isfile(m)]
+            report.pattern_folders += sum(os.path.isdir(m) for m in matches)
         else:
-            found.append(spec)  # missing files are reported per file by the predictor
+            found.append(spec)  # missing or odd files are reported per file by the predictor
     seen: set[str] = set()
     return [f for f in found if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
 
@@ -138,15 +210,23 @@ def _done_in(out_path: Path, retry_errors: bool) -> set[str]:
 def _predict_batch(pred, args) -> int:
     """Several files, folders or glob patterns: one JSON line per file, broken files reported and
     skipped, resumable (files already in ``--out`` are not run again), decoding in ``--workers``
-    background processes while the model runs."""
+    background processes while the model runs. Every path named on the command line gets a line;
+    the summary counts the files folder scans left out, and why."""
     from tqdm import tqdm
 
     from .data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
-    extensions = set(VIDEO_EXTENSIONS) | (set(AUDIO_EXTENSIONS) if "video" not in pred.input_keys else set())
-    paths = media_files(args.videos, extensions)
+    video_model = "video" in pred.input_keys
+    # a video model reads videos; an audio-only model audio files and the audio track of videos
+    extensions = set(VIDEO_EXTENSIONS) | (set(AUDIO_EXTENSIONS) if not video_model else set())
+    report = ScanReport()
+    paths = media_files(args.videos, extensions, report)
     if not paths:
         raise AffectkitError(f"no media files in {' '.join(args.videos)}")
+    kind = "video" if video_model else "audio or video"
+    folder_errors = {
+        f: f"{f}: is a folder with no {kind} files for this model ({why}); name the files to run them anyway"
+        for f, why in report.empty_folders.items()}
     out = sys.stdout
     todo = paths
     if args.out:
@@ -164,8 +244,16 @@ def _predict_batch(pred, args) -> int:
         out = open(out_path, "a", encoding="utf-8")
     failed = 0
     bar = tqdm(total=len(todo), unit="file", disable=None if not args.progress else False, file=sys.stderr)
+    # the predictor yields one answer per path, in order; folders named on the command line with
+    # nothing to read get their error line here, in their place
+    answers = iter(pred.predict_many([p for p in todo if p not in folder_errors], workers=args.workers))
     try:
-        for path, result, error in pred.predict_many(todo, workers=args.workers):
+        for path in _logged(todo, bar.disable, lambda: failed):  # progress lines when there is no bar
+            if path in folder_errors:
+                result, error = None, folder_errors[path]
+            else:
+                answered, result, error = next(answers)
+                assert answered == path, (answered, path)
             line = result if result is not None else {"video": path, "error": error}
             if error:
                 failed += 1
@@ -178,9 +266,40 @@ def _predict_batch(pred, args) -> int:
         bar.close()
         if out is not sys.stdout:
             out.close()
-    print(f"{len(todo) - failed} predicted, {failed} skipped" + (f", {len(paths) - len(todo)} already done" if len(todo) < len(paths) else ""),
-          file=sys.stderr)
+    summary = f"{len(todo) - failed} predicted, {failed} skipped" + (
+        f", {len(paths) - len(todo)} already done" if len(todo) < len(paths) else "")
+    if report.num_skipped:
+        n = report.num_skipped
+        summary += f"; skipped {n} file{'s' if n != 1 else ''} in folders: {report.describe()}"
+    if report.pattern_folders:
+        n = report.pattern_folders
+        summary += (f"; {n} folder{'s' if n != 1 else ''} matched by patterns not searched "
+                    f"(name a folder to search it)")
+    print(summary, file=sys.stderr)
     return 0
+
+
+BATCH_LOG_EVERY = 50  # batch predict without a progress bar: a log line every this many files...
+BATCH_LOG_SECONDS = 30.0  # ...or after this many seconds, whichever comes first
+
+
+def _logged(paths: list[str], enabled: bool, skipped):
+    """Yield ``paths``; when ``enabled`` (no progress bar: output to a file, a pipe, a job log), log one
+    line every ``BATCH_LOG_EVERY`` files or ``BATCH_LOG_SECONDS`` (``skipped()``: the failures so far),
+    so that a long batch does not look dead. A line is written once a file's answer is out, when the
+    loop asks for the next file."""
+    import time
+
+    total = len(paths)
+    start = last = time.monotonic()
+    for done, path in enumerate(paths):
+        now = time.monotonic()
+        if enabled and done and (done % BATCH_LOG_EVERY == 0 or now - last >= BATCH_LOG_SECONDS):
+            last = now
+            rate = done / max(now - start, 1e-9)
+            log.info("predict: %d of %d files done (%d skipped), %.2f files/s, about %.0f s left",
+                     done, total, skipped(), rate, (total - done) / rate)
+        yield path
 
 
 def _drop_error_rows(out_path: Path) -> None:
@@ -214,13 +333,79 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def _dataset_sources(path: Path) -> list[tuple[str, str]]:
+    """(format, path) of the indexes ``data info`` describes for ``path`` (a synth folder: both parts)."""
+    from .data.datasets import is_ravdess_folder
+
+    if path.is_dir():
+        found = [("annotation", str(path / n)) for n in ("synth.json", "gt.json") if (path / n).is_file()][:1]
+        if found:
+            if found[0][1].endswith("synth.json") and (path / "untrimmed" / "gt.json").is_file():
+                found.append(("annotation", str(path / "untrimmed" / "gt.json")))
+            return found
+        return [("audio" if is_ravdess_folder(path) else "folder", str(path))]
+    return [("csv" if path.suffix.lower() == ".csv" else "annotation", str(path))]
+
+
+def check_dataset_media(path: str | os.PathLike) -> tuple[int, list[tuple[str, str]]]:
+    """``data info --check``: every media file the dataset at ``path`` lists must exist and decode (the
+    first video frame, or the first audio samples of an audio file or sidecar). Returns (files checked,
+    [(file, problem)] of the missing and broken ones)."""
+    from .config import DataSection
+    from .data.audio import load_audio
+    from .data.datasets import AUDIO_EXTENSIONS, build_index
+    from .data.video import open_video
+    from .errors import MediaError
+
+    broken: list[tuple[str, str]] = []
+    checked: set[str] = set()
+
+    def probe(file: str, as_audio: bool) -> None:
+        key = os.path.abspath(file)
+        if key in checked:
+            return
+        checked.add(key)
+        try:
+            if as_audio:
+                load_audio(file, 16000, max_seconds=0.1)
+            else:
+                with open_video(file) as reader:
+                    reader.read_frames([0])
+        except MediaError as err:
+            broken.append((err.path, err.problem))
+        except Exception as err:  # noqa: BLE001 - a decoder failure of any kind is this file's problem
+            broken.append((file, f"cannot be decoded ({type(err).__name__}: {err})"))
+
+    for fmt, source in _dataset_sources(Path(path)):
+        try:
+            index = build_index(DataSection(format=fmt, path=source))
+        except DatasetError:
+            if fmt != "folder":
+                raise
+            fmt = "audio"  # no videos: class folders of audio files (as describe reads them)
+            index = build_index(DataSection(format=fmt, path=source))
+        for where, problem in index.problems:  # files the index names but could not find
+            if "not found" in problem or "no file or frame folder was found" in problem:
+                broken.append((where, problem))
+        for r in index.records:
+            if r.path:  # an audio dataset reads the audio of its files, videos included
+                probe(r.path, fmt == "audio" or Path(r.path).suffix.lower() in AUDIO_EXTENSIONS)
+            if r.audio_path:
+                probe(r.audio_path, True)
+    return len(checked), broken
+
+
 def cmd_data_info(args) -> int:
     from .data.datasets import describe
 
     info = describe(args.path)
+    check = None
+    if args.check:
+        n_checked, broken = check_dataset_media(args.path)
+        check = {"checked": n_checked, "broken": [{"file": f, "problem": p} for f, p in broken]}
     if args.json:
-        _print_json(info)
-        return 0
+        _print_json(info if check is None else {**info, "check": check})
+        return 1 if check and check["broken"] else 0
 
     def clips(info) -> None:
         print(f"{info['source']}: {info['num_videos']} videos, {len(info['classes'])} classes")
@@ -265,6 +450,13 @@ def cmd_data_info(args) -> int:
         (segments if part.get("kind") == "segments" else clips)(part)
         for p in part["problems"]:
             print(f"problem: {p}")
+    if check is not None:
+        print()
+        for b in check["broken"]:
+            print(f"broken: {b['file']}: {b['problem']}")
+        n_bad = len(check["broken"])
+        print(f"checked {check['checked']} media files: " + (f"{n_bad} missing or broken" if n_bad else "all decode"))
+        return 1 if n_bad else 0
     return 0
 
 
@@ -293,6 +485,13 @@ def cmd_doctor(args) -> int:
     from .registry import list_models
 
     rows["models"] = ", ".join(list_models())
+    from .deploy.accel import machine_report
+
+    report = machine_report()
+    rows["cpu"] = f"{report['cpu']['model']} ({', '.join(report['cpu']['flags']) or 'no AVX2'})"
+    rows["fast path order"] = " > ".join(report["order"])
+    for name, b in report["backends"].items():
+        rows[f"fast backend {name}"] = ("yes: " if b["available"] else "no: ") + b["why"]
     width = max(len(k) for k in rows)
     for k, v in rows.items():
         print(f"{k:{width}s}  {v}")
@@ -309,6 +508,44 @@ def cmd_demo(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+class _DeferredArgumentsParser(argparse.ArgumentParser):
+    """A sub-command's parser whose arguments are added the first time it is used (parsed, or its help
+    or usage shown): building the whole parser, e.g. for ``affectkit --help``, then imports nothing
+    heavy (``export onnx`` defines its options next to code that needs torch)."""
+
+    _deferred: tuple[str, str] | None = None
+
+    def _add_deferred(self) -> None:
+        if self._deferred is not None:
+            module, name = self._deferred
+            self._deferred = None
+            import importlib
+
+            getattr(importlib.import_module(module, __package__), name)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._add_deferred()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_deferred()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._add_deferred()
+        return super().format_usage()
+
+
+def _deferred_arguments(module: str, name: str = "add_arguments"):
+    """``add(parser)``: have ``module.name(parser)`` add the arguments when the parser is first used."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.__class__ = _DeferredArgumentsParser
+        parser._deferred = (module, name)
+
+    return add
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectkit", description="Train, evaluate and deploy video emotion analysis methods.")
     p.add_argument("--version", action="version", version=f"affectkit {__version__}")
@@ -342,7 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     s.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="torch (default) or onnx (ONNX Runtime, a file from `affectkit export onnx`)")
     s.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its own choice)")
-    s.add_argument("--fast", action="store_true", help="fast CPU path: folded BatchNorm, int8 trunk where supported (see benchmarks/README.md)")
+    s.add_argument("--fast", action="store_true", help="fast CPU path: the backend chosen for this CPU (compiled, int8 or folded), checked against fp32 (see `affectkit doctor`)")
+    s.add_argument("--fast-backend", default=None, metavar="NAME", help="with --fast: force a backend (inductor, inductor-bf16, vaanet-int8, eager-folded)")
     s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     s.add_argument("--workers", type=int, default=1, help="batch: processes decoding ahead of the model (0: decode in the main process)")
     s.add_argument("--retry-errors", action="store_true", help="batch resume: run again the files that failed before")
@@ -358,20 +596,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a checkpoint for deployment").add_subparsers(dest="export_format", required=True)
     s = e.add_parser("onnx", help="ONNX file with the preprocessing in its metadata (run it with predict --engine onnx)")
-    from .deploy.onnx_export import add_arguments as onnx_arguments  # argparse only: onnx imported on use
+    onnx_arguments = _deferred_arguments(".deploy.onnx_export")  # its module (and torch) imported only when used
 
     onnx_arguments(s)
     s.set_defaults(func=cmd_export_onnx)
 
     d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
     s = d.add_parser("synth", help="write the synthetic affective video set (mp4 + SRT + annotation JSON)")
-    from .data.synth import add_arguments as synth_arguments
+    synth_arguments = _deferred_arguments(".data.synth")  # numpy imported only when used
 
     synth_arguments(s)
     s.set_defaults(func=cmd_data_synth)
     s = d.add_parser("info", help="what a dataset holds: classes, videos per split and per class")
     s.add_argument("path", help="annotation JSON, folder of <Class>/ videos, or CSV")
     s.add_argument("--json", action="store_true", help="print the description as JSON")
+    s.add_argument("--check", action="store_true",
+                   help="also open every listed media file and decode its first frame (audio: first samples); "
+                        "list the missing and broken ones, exit status 1 if there are any")
     s.set_defaults(func=cmd_data_info)
 
     s = sub.add_parser("doctor", help="versions and optional parts available")

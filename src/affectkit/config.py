@@ -29,13 +29,14 @@ class ModelSection:
 
 @dataclass
 class AudioSection:
-    kind: str = "mfcc"  # mfcc | log_mel | none
+    kind: str = "mfcc"  # mfcc | log_mel | fbank (CTEN: Kaldi log-mel, n_mels bins, data/fbank.py) | none
     sample_rate: int = 44100
     n_mfcc: int = 32
     n_mels: int = 128
     n_fft: int = 2048
     hop_length: int = 512
     num_frames: int = 4096
+    windows: int = 16  # fbank: num_frames = windows x equal windows (CTEN: 16 x 100 frames, one second each)
     on_missing: str = "error"  # error (report and skip) | silence (zeros, with a warning)
 
 
@@ -135,8 +136,12 @@ class DataSection:
     group_by: str | None = None  # split by whole groups of this metadata field (RAVDESS or a CSV column: actor)
     splits: dict[str, list] | None = None  # with group_by: {train: [1, 2], val: [3], test: [4]}; no train = the rest
     points: str | None = None  # point label CSV (video_id,class,point_time|point_frame...), attached to records by id
+    cache_mb: float = 2048.0  # audio-only models: decoded waveforms kept in memory per process (MiB; 0: none)
+    cache_dir: str | None = None  # audio-only models: also keep them in this folder (shared by workers and runs)
 
     def __post_init__(self) -> None:
+        if isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, (int, float)) or not self.cache_mb >= 0:
+            raise ConfigError(f"data.cache_mb: expected a size in MiB >= 0 (0: no in-memory cache), got {self.cache_mb!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a fraction in [0, 1), got {self.val_fraction!r}")
         if self.group_by is not None and (not isinstance(self.group_by, str) or not self.group_by.strip()):

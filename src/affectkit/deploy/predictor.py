@@ -17,6 +17,7 @@ from ..engine.checkpoint import find_checkpoint, load_model
 from ..engine.tasks import build_task, model_inputs
 from ..registry import model_input_keys
 from ..errors import AffectkitError, MediaError
+from ..models.outputs import ClassifierOutput
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,28 @@ class Predictor:
     """``Predictor(ckpt).predict("video.mp4")`` -> a JSON-ready dict.
 
     ``engine="torch"`` (default) runs a checkpoint folder (or a run folder: its best checkpoint);
-    ``fast=True`` runs it through :func:`affectkit.deploy.fast.prepare_fast` (BatchNorm folded, an
-    int8 trunk where the CPU supports it; see ``benchmarks/README.md``). ``engine="onnx"`` runs a
+    ``fast=True`` (or a backend name) runs it through :func:`affectkit.deploy.accel.accelerate` (the
+    backend chosen for this CPU and checked against fp32; recorded in each result's ``fast_path``;
+    see ``benchmarks/README.md``). ``engine="onnx"`` runs a
     file written by ``affectkit export onnx`` with ONNX Runtime; the preprocessing comes from the
     file's metadata, so the same samples reach both engines.
 
-    The result: ``video``, ``model``, ``checkpoint``, ``engine``, ``label``, ``confidence``,
+    The result: ``media`` (the input file; ``video``, the same, kept for older clients), ``model``, ``checkpoint``, ``engine``, ``label``, ``confidence``,
     ``probabilities`` ``{class: p}``, ``sentiment`` (where the classes have a polarity map),
     ``timeline`` (one entry per snippet: ``start``/``end`` seconds, ``attention`` where the model
     gives one, ``probabilities`` and ``label`` where it gives per-snippet logits), ``duration``,
-    ``fps``, ``inference_seconds``.
+    ``fps`` (only when the input has video frames), ``inference_seconds``.
+
+    An audio-only model (``audio_cnn``, ``audio_resnet18``) analyses the whole recording: its window
+    slides over the file (hop: :meth:`set_audio_hop`, default half the window; the last window
+    aligned to the end of the file), the windows run as one batch (in chunks of
+    :attr:`window_batch`), and the result is their mean probability with one timeline entry per
+    window (``windows``: their number).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, *, device: str = "cpu", fast: bool = False,
+    window_batch = 64  # windows of one recording per forward pass
+
+    def __init__(self, checkpoint: str | os.PathLike, *, device: str = "cpu", fast: bool | str = False,
                  allow_silent_audio: bool = False, engine: str = "torch", threads: int | None = None):
         if engine not in ENGINES:
             raise AffectkitError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -70,11 +80,16 @@ class Predictor:
         self.task = build_task(cfg, self.classes, self.polarity)  # formats the results
         self.input_keys = model_input_keys(self.model)
         self.loader = make_loader(cfg.input, self.input_keys, train=False)
-        self.fast = fast
+        self.set_audio_hop(None)  # audio-only models: slide their window over the whole recording
+        self.fast = bool(fast)
+        self.fast_info = None
         if fast:
-            from .fast import prepare_fast
+            from .accel import accelerate
 
-            self.model = prepare_fast(self.model)
+            self.model = accelerate(self.model, backend=fast if isinstance(fast, str) else "auto")
+            info = self.model.fast_info
+            self.fast_info = {"backend": info["backend"], "reason": info["reason"], "agreement": info["agreement"],
+                              "first_call_seconds": info["first_call_seconds"]}
 
     @property
     def model_name(self) -> str:
@@ -89,20 +104,52 @@ class Predictor:
         with torch.inference_mode():  # the fast path manages its own precision
             return self.model(**model_inputs(self.model, batch))
 
+    def set_audio_hop(self, hop_seconds: float | None = None, *, enabled: bool = True) -> None:
+        """Audio-only models: the hop (seconds) of the window slid over a recording (None: half the
+        window); ``enabled=False`` analyses one centred window, as evaluation does. Other loaders: no-op."""
+        setter = getattr(self.loader, "set_windows", None)
+        if setter is not None:
+            setter(hop_seconds, enabled=enabled)
+
     def run(self, sample: dict[str, Any]) -> dict[str, Any]:
         """The model on one preprocessed sample -> the result dict."""
+        if sample.get("windows"):
+            return self.run_windows(sample)
         batch = self.task.collate()([sample])  # a batch of one, as in training (lists stay lists of one)
         batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         t0 = time.perf_counter()
         out = self.forward(batch)
         return self._result(sample, out, time.perf_counter() - t0)
 
+    def run_windows(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """A sample of W windows (``sample["windows"] == W``: each model input has a leading W
+        dimension, one row per window): the windows run as a batch, the task pools them."""
+        count = int(sample["windows"])
+        inputs = model_inputs(self.model, sample)
+        for key, value in inputs.items():
+            if not torch.is_tensor(value) or value.ndim < 1 or value.shape[0] != count:
+                raise ValueError(f"windowed sample: input {key!r} must have {count} rows (one per window), "
+                                 f"got {tuple(value.shape) if torch.is_tensor(value) else type(value).__name__}")
+        t0 = time.perf_counter()
+        outs = []
+        step = max(1, int(self.window_batch))
+        for a in range(0, count, step):
+            outs.append(self.forward({k: v[a:a + step].to(self.device) for k, v in inputs.items()}))
+        out = outs[0] if len(outs) == 1 else ClassifierOutput(logits=torch.cat([o.logits for o in outs]))
+        return self._result(sample, out, time.perf_counter() - t0)
+
     def _result(self, sample: dict[str, Any], out, seconds: float, i: int = 0) -> dict[str, Any]:
-        result = {"video": sample.get("path"), "model": self.model_name, "checkpoint": str(self.checkpoint),
+        path = sample.get("path")
+        result = {"media": path, "video": path, "model": self.model_name, "checkpoint": str(self.checkpoint),
                   "engine": self.engine + ("-fast" if self.fast else "")}
         result.update(self.task.format_prediction(sample, out, i))  # the task's part: label, timeline, ...
-        result.update({"duration": round(float(sample.get("duration", 0.0)), 3), "fps": round(float(sample.get("fps", 0.0)), 3),
-                       "inference_seconds": round(seconds, 4)})
+        result["duration"] = round(float(sample.get("duration", 0.0)), 3)
+        fps = float(sample.get("fps") or 0.0)
+        if fps > 0:  # frames per second of the video; an audio file has none
+            result["fps"] = round(fps, 3)
+        result["inference_seconds"] = round(seconds, 4)
+        if self.fast_info is not None:  # which fast backend ran, why, and its measured agreement
+            result["fast_path"] = self.fast_info
         return result
 
     def predict(self, path: str | os.PathLike, *, audio_path: str | None = None) -> dict[str, Any]:
@@ -226,6 +273,8 @@ def plot_timeline(result: dict[str, Any], path: str | os.PathLike):
             continue
         for k, (a, b) in enumerate(result.get("true_episodes") or []):  # known emotional episodes, if given
             axis.axvspan(a, b, color="tab:blue", alpha=0.12, label="annotated episode" if k == 0 and axis is ax else None)
+        for k, kf in enumerate(result.get("keyframes") or []):  # emotional keyframes the temporal attention located (CTEN)
+            axis.axvspan(kf["start"], kf["end"], color="tab:green", alpha=0.15, label="keyframes" if k == 0 and axis is ax else None)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="class" if with_probs else None)
     ax.set_xlim(0, max(result.get("duration") or 0, tl[-1]["end"] if tl else 1))

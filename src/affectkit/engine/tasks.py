@@ -147,9 +147,13 @@ class ClassificationTask(Task):
     def dataset(self, index, split: str, *, train: bool):
         from ..data.clips import ClipDataset
 
+        from ..data.audio_clips import attach_wave_cache
+
         cfg = self.cfg
-        return ClipDataset(index.split(split), cfg.input, train=train, augment=cfg.train.augment if train else None,
-                           skip_bad=cfg.data.skip_bad, input_keys=self.input_keys)
+        ds = ClipDataset(index.split(split), cfg.input, train=train, augment=cfg.train.augment if train else None,
+                         skip_bad=cfg.data.skip_bad, input_keys=self.input_keys)
+        attach_wave_cache(ds.loader, cfg.data)  # audio-only models: decoded waveforms cached (data.cache_mb/cache_dir)
+        return ds
 
     def train_step(self, model, batch):
         out = model(**model_inputs(model, batch))
@@ -185,7 +189,10 @@ class ClassificationTask(Task):
     def format_prediction(self, sample, out, i=0):
         """Label, confidence, probabilities, sentiment and the emotion over time (``timeline``: per snippet
         its time span, the temporal attention and, where the model gives per-snippet logits, the
-        per-snippet class probabilities)."""
+        per-snippet class probabilities). A sample of sliding windows (``sample["windows"]``: the
+        model ran on its W windows as a batch, ``out`` holds W rows) goes to :meth:`pool_windows`."""
+        if sample.get("windows"):
+            return self.pool_windows(sample, out)
         classes = self.classes
         probs = torch.softmax(out.logits[i].float(), -1).cpu()
         top = int(probs.argmax())
@@ -204,6 +211,28 @@ class ClassificationTask(Task):
             timeline.append(entry)
         result = {"label": classes[top], "confidence": round(float(probs[top]), 6),
                   "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}, "timeline": timeline}
+        if self.polarity:
+            result["sentiment"] = self.polarity[classes[top]]
+        return result
+
+    def pool_windows(self, sample, out):
+        """The result of a recording analysed in W windows (``out.logits`` (W, K), one row per window,
+        ``sample["snippet_times"]`` (W, 2)): the whole-file probabilities are the mean of the W
+        windows' softmax probabilities (each window counts the same), its label their argmax; the
+        timeline has one entry per window with its span, label and probabilities."""
+        classes = self.classes
+        win = torch.softmax(out.logits.float(), -1).cpu()  # (W, K)
+        probs = win.mean(0)
+        top = int(probs.argmax())
+        times = sample["snippet_times"].tolist()
+        if len(times) != win.shape[0]:
+            raise ValueError(f"{win.shape[0]} window outputs for {len(times)} window spans")
+        timeline = [{"snippet": j, "start": round(a, 3), "end": round(b, 3), "label": classes[int(win[j].argmax())],
+                     "probabilities": {c: round(float(p), 6) for c, p in zip(classes, win[j])}}
+                    for j, (a, b) in enumerate(times)]
+        result = {"label": classes[top], "confidence": round(float(probs[top]), 6),
+                  "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}, "timeline": timeline,
+                  "windows": len(timeline)}
         if self.polarity:
             result["sentiment"] = self.polarity[classes[top]]
         return result
