@@ -153,3 +153,21 @@ def test_batch_predict_errors_are_clear(trained, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no files match this pattern" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_int8_export_records_its_calibration_and_runs(trained, tiny_synth, tmp_path):
+    from affectkit.deploy.onnx_export import export_onnx
+
+    out = tmp_path / "model.int8.onnx"
+    report = export_onnx(trained.best_dir, out, int8=True, calibration_samples=4)
+    q = report["quantization"]
+    assert q["calibration"]["split"] == "val" and q["calibration"]["samples"] == 4
+    assert q["calibration"]["source"] == str(tiny_synth)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["affectkit.quantization"])["calibration"]["samples"] == 4
+    assert "affectkit.config" in meta and "affectkit.preprocessing" in meta  # the fp32 file's metadata kept
+    graph = onnx.load(str(out)).graph
+    assert any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in graph.node)  # really quantised
+    pred = Predictor(out, engine="onnx")
+    res = pred.predict(_videos(tiny_synth)[0])
+    assert res["label"] in pred.classes and abs(sum(res["probabilities"].values()) - 1) < 1e-4
