@@ -138,6 +138,9 @@ class DataSection:
     points: str | None = None  # point label CSV (video_id,class,point_time|point_frame...), attached to records by id
     cache_mb: float = 2048.0  # audio-only models: decoded waveforms kept in memory per process (MiB; 0: none)
     cache_dir: str | None = None  # audio-only models: also keep them in this folder (shared by workers and runs)
+    test_fraction: float = 0.1  # format gait: the stratified test split (Emotion-Gait 9:1, following STEP)
+    fold: int | None = None  # format gait: test on this fold of a stratified `folds`-fold protocol instead
+    folds: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, (int, float)) or not self.cache_mb >= 0:
@@ -212,6 +215,7 @@ class TrainSection:
     init_strict: bool = True  # init_from: every key must match (else: load what matches, report the rest)
     init_exclude: list[str] = field(default_factory=list)  # init_from: fnmatch patterns of keys not to load
     ddp: DDPSection = field(default_factory=DDPSection)
+    compile: bool = False  # torch.compile the training forward (see benchmarks/bench_fast.py --train; off by default)
 
     def __post_init__(self) -> None:
         if self.grad_accum < 1:

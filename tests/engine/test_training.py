@@ -177,3 +177,13 @@ def test_bf16_autocast_and_gradient_accumulation(tiny_synth, tmp_path):
     assert rec["step"] == 2  # 3 batches, accumulation 2: one full step and the flushed remainder
     assert rec["train_samples"] == 24 and math.isfinite(rec["train_loss"])
     assert json.loads((result.run_dir / "last" / META).read_text())["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_compiled_training_step(tiny_synth, tmp_path):
+    result = train("vaanet/vaanet_synth.yaml", tiny_overrides(
+        tiny_synth, tmp_path, "train.compile=true", "train.epochs=1", "train.max_steps_per_epoch=2",
+        "output.run_name=compiled", "train.loss=ce"))
+    rec = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["step"] == 2 and rec["train_samples"] == 16 and math.isfinite(rec["train_loss"])
+    assert "val_accuracy" in rec  # evaluation ran on the plain (uncompiled) model

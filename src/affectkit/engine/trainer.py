@@ -254,6 +254,8 @@ class Trainer:
                 kwargs["forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"] = False
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, **kwargs)
+        if cfg.train.compile:  # the first steps compile (seconds to minutes); evaluation runs the plain model
+            self.train_model = torch.compile(self.train_model)
 
     def _build_batches(self) -> None:
         """The training batches: a data loader, or the feature cache; and how many micro-batches an
