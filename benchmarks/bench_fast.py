@@ -61,6 +61,12 @@ def bench_inference(name: str, backends: list[str], repeats: int, agree_n: int, 
     for backend in backends:
         row = {"model": name, "inputs": {k: list(v.shape) for k, v in inputs.items()},
                "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), "requested": backend}
+        if backend in BACKENDS:
+            ok, why = BACKENDS[backend].available(model)
+            if not ok:  # e.g. vaanet-int8 for another model, bf16 on a CPU without it
+                row.update(skipped=why)
+                rows.append(row)
+                continue
         try:
             fast = accelerate(model, backend=backend)
         except Exception as err:  # noqa: BLE001 - reported in the table
@@ -134,6 +140,8 @@ def markdown(report: dict) -> str:
              "| model | inputs | backend | plain s | fast s | ratio | first call s | top-1 equal | max prob diff |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["inference"]:
+        if "skipped" in r:
+            continue
         if "error" in r:
             lines.append(f"| {r['model']} | | {r['requested']} | | | | | | {r['error'][:60]} |")
             continue
