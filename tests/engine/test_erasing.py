@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -21,6 +23,7 @@ from affectkit.engine.erasing import (
 )
 from affectkit.engine.tasks import TASKS, build_task
 from affectkit.models.cten import CTEN
+from affectkit.errors import ConfigError
 from affectkit.models.outputs import ClassifierOutput
 
 WORKED = [0.0, 0.8, 0.7, 0.2, 1.0, 0.75, 0.3, 0.1]  # spec 2.4, S = 8
@@ -206,3 +209,113 @@ def test_plot_timeline_shades_keyframes(tmp_path):
     spans = [p for ax in fig.axes for p in ax.patches if p.get_label() == "keyframes" or
              (hasattr(p, "get_facecolor") and abs(p.get_facecolor()[3] - 0.15) < 1e-6)]
     assert len(spans) == 2  # on the probability panel and on the attention panel
+
+
+# ---------------------------------------------------------------------------------------------
+# erase_views: faithful (re-sample the reduced frame list, decode from the file)
+def test_faithful_frame_indices_follow_the_segment_rule():
+    from affectkit.engine.erasing import faithful_frame_indices
+
+    # the spec's worked example: key segments {1, 4, 5}, n_frames 100, S 8: 1-based frames 13-24, 49-72
+    allowed = {f - 1 for f in segment_frames([1, 4, 5], 100, 8)}
+    centred = faithful_frame_indices([1, 4, 5], 100, 8, 4, random=False)
+    assert centred.shape == (8, 4)
+    # 36 frames in 8 parts of 4: the TSN sampler takes the first 32 entries of the reduced list, in order
+    assert centred.flatten().tolist() == sorted(allowed)[:32]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = faithful_frame_indices([1, 4, 5], 100, 8, 4, rng=rng)
+        assert set(idx.flatten().tolist()) <= allowed and (np.diff(idx, axis=1) == 1).all()
+    # few frames selected: loop padding of the reduced list (segment 3 of 40 frames, S 4: frames 30-39)
+    short = faithful_frame_indices([3], 40, 4, 8, random=False)
+    assert set(short.flatten().tolist()) == set(range(30, 40))
+    # nothing selected: the whole video
+    assert faithful_frame_indices([], 48, 4, 4, random=False).tolist() == snippet_indices_all(48)
+
+
+def snippet_indices_all(n):
+    from affectkit.data.sampling import snippet_indices
+
+    return snippet_indices(n, 4, 4, random=False).tolist()
+
+
+def _gray_video(path, n=48, step=5):
+    """A video whose frame i is uniformly grey at level step * i: a decoded frame shows its index."""
+    from affectkit.data.media_writer import write_video
+
+    frames = np.repeat((np.arange(n, dtype=np.uint8) * step)[:, None, None, None], 32 * 32 * 3).reshape(n, 32, 32, 3)
+    write_video(path, frames, 12)
+    return path
+
+
+def _faithful_cfg():
+    return load_config("cten/cten_synth.yaml", ["input.seq_len=4", "input.snippet_duration=4", "input.sample_size=32",
+                                                "train.augment.p=0"])
+
+
+def _video_batch(cfg, paths):
+    from affectkit.data.clips import collate_samples
+    from affectkit.data.modalities import VideoModality
+    from affectkit.data.clips import as_source
+
+    part = VideoModality(cfg.input, train=True, augment=cfg.train.augment)
+    samples = []
+    for i, p in enumerate(paths):
+        sample = {}
+        part.load(as_source(str(p)), sample, np.random.default_rng(i), {})
+        samples.append({**sample, "label": i % 3})
+    return collate_samples(samples)
+
+
+def test_faithful_view_decodes_the_frames_the_rule_selects(tmp_path):
+    from affectkit.engine.erasing import FaithfulViews, faithful_frame_indices
+
+    cfg = _faithful_cfg()
+    batch = _video_batch(cfg, [_gray_video(tmp_path / "a.mp4"), _gray_video(tmp_path / "b.mp4", n=40)])
+    # the loader keeps what the faithful view needs
+    assert batch["path"] == [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+    assert batch["num_frames"].tolist() == [48, 40] and batch["frame_indices"].shape == (2, 4, 4)
+    level = batch["video"].mean(dim=(2, 4, 5)) / 5  # (B, S, T): the decoded frame numbers
+    assert torch.allclose(level, batch["frame_indices"].float(), atol=0.6)
+    mask = torch.tensor([[False, True, False, True], [True, False, False, False]])
+    views = FaithfulViews(cfg.input, cfg.train.augment)
+    video = views.views(batch, mask, np.random.default_rng(7))
+    assert video.shape == batch["video"].shape
+    # the frames drawn are the rule's: the same draws again, video by video
+    rng = np.random.default_rng(7)
+    for i, (segments, n) in enumerate((([1, 3], 48), ([0], 40))):
+        want = faithful_frame_indices(segments, n, 4, 4, rng=rng)
+        rng.integers(5)  # the spatial transform's crop draw (p=0: no augmentation draw)
+        rng.random()
+        assert np.array_equal(views.last_indices[i], want)
+    allowed = [set(range(12, 24)) | set(range(36, 48)), set(range(0, 10))]  # L = 12 and L = 10
+    decoded = (video.mean(dim=(2, 4, 5)) / 5).round().long()  # (B, S, T)
+    for i in range(2):
+        assert torch.equal(decoded[i], torch.from_numpy(views.last_indices[i]))
+        assert set(decoded[i].flatten().tolist()) <= allowed[i]
+    with pytest.raises(ConfigError, match="needs 'path' and 'num_frames'"):
+        views.views({"video": batch["video"]}, mask, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("erase_on", ["features", "video"])
+def test_train_step_with_faithful_views(tmp_path, erase_on):
+    from affectkit.models.cten import CTENVisual
+
+    cfg = _faithful_cfg()
+    batch = _video_batch(cfg, [_gray_video(tmp_path / f"{i}.mp4", n=48 + 8 * i) for i in range(3)])
+    torch.manual_seed(0)
+    model = CTENVisual(depth=10, width=4, seq_len=4, snippet_duration=4, sample_size=32, nonlocal_dim=8, num_classes=3,
+                       erase_on=erase_on, erase_views="faithful")
+    with torch.no_grad():
+        model.temporal_attention.fc.bias.copy_(torch.tensor([0.1, 2.0, 0.2, 0.1]))  # a non-constant attention
+    calls, forward = [], model.forward
+    model.forward = lambda *a, **kw: calls.append(kw) or forward(*a, **kw)
+    task = build_task(cfg, ["a", "b", "c"], None)
+    out = task.train_step(model.train(), batch)
+    assert len(calls) == 3 and math.isfinite(float(out.loss.detach()))
+    key = "video_features" if erase_on == "features" else "video"
+    assert all(key in c for c in calls) and not torch.equal(calls[0][key], calls[2][key])
+    out.loss.backward()
+    assert model.classifier.weight.grad is not None
+    with pytest.raises(ConfigError, match="erase_views"):
+        CTENVisual(depth=10, width=4, seq_len=4, snippet_duration=4, sample_size=32, nonlocal_dim=8, erase_views="slow")

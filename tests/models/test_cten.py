@@ -188,3 +188,18 @@ def test_pretrained_trunk_wrong_depth_fails_loudly(tmp_path):
     _hara_file(path, classes=1039, prefix="", width=8)
     with pytest.raises(CheckpointError, match="shape mismatch"):
         CTENVisual(**TINY, pretrained_trunk=str(path))
+
+
+def test_pretrained_cten_and_erase_views_options():
+    """``pretrained_cten`` (an original CTEN training checkpoint, tests/models/test_cten_convert.py) is
+    a pretrained arg of both networks (a kit checkpoint's own weights replace it on load);
+    ``erase_views`` is fast by default and checked."""
+    for name in ("cten", "cten_visual"):
+        entry = get_model_entry(name)
+        assert "pretrained_cten" in entry.pretrained_args and entry.default_config["pretrained_cten"] is None
+        assert entry.default_config["erase_views"] == "fast"
+    assert CTENVisual(**TINY, erase_views="faithful").erase_views == "faithful"
+    with pytest.raises(ConfigError, match="erase_views"):
+        CTEN(**TINY_AV, erase_views="decode")
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        CTENVisual(**TINY, pretrained_cten="/nonexistent/save_1_0.5.pth")

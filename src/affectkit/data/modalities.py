@@ -78,7 +78,9 @@ def _video_path(src: SampleSource) -> str:
 
 class VideoModality:
     """``video`` (S, 3, T, H, W) float in [0, 255], ``snippet_times`` (S, 2), ``fps``, ``duration``,
-    ``path``: ``input.seq_len`` snippets of ``input.snippet_duration`` frames (TSN-style sampling,
+    ``path``, ``frame_indices`` (S, T) int64 (the 0-based frames decoded) and ``num_frames`` (the
+    video's frame count; with ``path``, what CTEN's faithful erased views re-sample and decode
+    from, :mod:`affectkit.engine.erasing`): ``input.seq_len`` snippets of ``input.snippet_duration`` frames (TSN-style sampling,
     :func:`~affectkit.data.sampling.snippet_indices`) through the spatial transform. A snippet's
     time span is what it really shows (:func:`~affectkit.data.sampling.snippet_spans`: for a
     loop-padded snippet of a short video, its longest run of frames before or after the wrap)."""
@@ -121,6 +123,8 @@ class VideoModality:
         sample["fps"] = float(fps)
         sample["duration"] = float(info.duration)
         sample["path"] = str(path)
+        sample["frame_indices"] = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
+        sample["num_frames"] = int(info.num_frames)
 
 
 _NO_AUDIO = "has no audio stream (the model needs audio; set input.audio.on_missing=silence to use silence)"

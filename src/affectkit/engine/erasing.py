@@ -19,20 +19,30 @@ The training step, for each batch:
    factor absorbed by the learning rate). Gradients flow through all three passes; gamma is used
    detached to choose the views; a frozen trunk runs without gradients.
 
-How the erased views are built (the "fast" way; the original re-decodes frames from disk): the
-original runs its TSN sampler again on the frame list of the selected segments (segment t =
-1-based frames ``t*L+1 .. (t+1)*L``, ``L = n_frames // S``, :func:`segment_frames`). When the
+How the erased views are built (model option ``erase_views``): the original runs its TSN sampler
+again on the frame list of the selected segments (segment t = 1-based frames ``t*L+1 .. (t+1)*L``,
+``L = n_frames // S``, :func:`segment_frames`) and decodes those frames from disk. When the
 selected frames fill S snippets without loop padding (every real-length video), that puts the
-selected segments, in temporal order, stretched over the S positions. The fast view does the same
-with the snippets already decoded for the batch: position ``j`` takes the snippet of selected
-segment ``k(j) = floor(j * n_selected / S)``. It differs from the original in that a segment chosen
-for several positions repeats its one decoded snippet instead of showing other frames of the
-segment. Re-decoding from the file (the faithful way) is not implemented.
+selected segments, in temporal order, stretched over the S positions.
+
+* ``"fast"`` (default): the same with the snippets already decoded for the batch: position ``j``
+  takes the snippet of selected segment ``k(j) = floor(j * n_selected / S)``
+  (:func:`view_indices`). It differs from the original in that a segment chosen for several
+  positions repeats its one decoded snippet instead of showing other frames of the segment.
+* ``"faithful"``: the original's way. :func:`faithful_frame_indices` re-runs the kit's TSN sampler
+  (:func:`~affectkit.data.sampling.snippet_indices`, random offsets, loop padding, ``frame_step``)
+  on the reduced frame list, and :class:`FaithfulViews` decodes those frames from the sample's file
+  (``batch["path"]``, ``batch["num_frames"]``, which the video loader keeps) with the kit's reader
+  (:func:`~affectkit.data.video.open_video`, the loader's decode size) and applies the *training*
+  spatial transform (a fresh random crop and augmentation draw, ``train.augment``), in the main
+  process as the original. The trunk then runs on the new pixels (with ``erase_on: features`` too:
+  there are no features to gather). Costs two extra decodes of S*T frames per video per step.
 
 Options, read from the model (its config records them, so a checkpoint keeps them):
 ``erase_threshold`` (theta, default 0.7); ``erase_audio`` (default False, the original code: the
 audio of every view is the original's; True, the paper: the audio windows are re-sampled with the
-same indices; needs one audio window per snippet); ``erase_on`` (default ``"features"``: with a
+same indices, :func:`view_indices`, with either ``erase_views``; needs one audio window per
+snippet); ``erase_views`` (default ``"fast"``, above); ``erase_on`` (default ``"features"``: with a
 frozen trunk, the trunk runs once on the decoded snippets and the views gather its per-snippet
 features, which is what re-running it would compute when its BatchNorm is frozen, at a third of
 the cost; ``"video"``: the views gather the pixel snippets and each pass runs the trunk, as the
@@ -48,13 +58,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.sampling import snippet_indices
 from ..errors import ConfigError
 from .tasks import ClassificationTask, StepOutput, model_inputs, register_task
 
 __all__ = ["erase_threshold", "erase_masks", "view_indices", "gather_snippets", "segment_frames",
-           "keyframe_segments", "TemporalErasingTask", "DEFAULT_THRESHOLD"]
+           "faithful_frame_indices", "FaithfulViews", "keyframe_segments", "TemporalErasingTask",
+           "DEFAULT_THRESHOLD", "ERASE_VIEWS"]
 
 DEFAULT_THRESHOLD = 0.7
+ERASE_VIEWS = ("fast", "faithful")
 
 
 def erase_threshold(gamma: Tensor, theta: float = DEFAULT_THRESHOLD) -> Tensor:
@@ -109,6 +122,59 @@ def segment_frames(segments: Sequence[int], num_frames: int, seq_len: int) -> li
     return frames or list(range(1, num_frames + 1))
 
 
+def faithful_frame_indices(segments: Sequence[int], num_frames: int, seq_len: int, snippet_duration: int, *,
+                           frame_step: int = 1, random: bool = True,
+                           rng: np.random.Generator | None = None) -> np.ndarray:
+    """The 0-based frames (seq_len, snippet_duration) of a faithful erased view: the TSN sampler
+    (:func:`~affectkit.data.sampling.snippet_indices`: every ``frame_step``-th entry, loop padding,
+    S equal parts, a random offset in each, or centred with ``random=False``) run on the reduced
+    frame list :func:`segment_frames` ``(segments, num_frames, seq_len)`` (1-based, hence ``- 1``)."""
+    frames = np.asarray(segment_frames(segments, num_frames, seq_len), dtype=np.int64) - 1
+    pos = snippet_indices(len(frames), seq_len, snippet_duration, frame_step=frame_step, random=random, rng=rng)
+    return frames[pos]
+
+
+class FaithfulViews:
+    """Erased views decoded from the files (``erase_views: faithful``; see the module docstring).
+
+    ``FaithfulViews(input_cfg, augment)``; ``views(batch, mask, rng)`` -> video (B, S, 3, T, H, W)
+    float in [0, 255]: for video ``i``, the frames :func:`faithful_frame_indices` selects for the
+    segments where ``mask[i]`` is True (all frames when none is), decoded from ``batch["path"][i]``
+    as the video loader decodes (same short-side size) and put through the training spatial
+    transform. ``last_indices`` keeps the (B, S, T) frames of the latest call."""
+
+    def __init__(self, input_cfg, augment=None):
+        from ..data.transforms import VideoSpatialTransform
+
+        self.cfg = input_cfg
+        aug = {} if augment is None else dict(crop=augment.crop, p=augment.p, ops=augment.ops,
+                                               rotate_degrees=augment.rotate_degrees, brightness=augment.brightness)
+        self.spatial = VideoSpatialTransform(input_cfg.sample_size, input_cfg.seq_len, True, key="video", **aug)
+        self.last_indices: np.ndarray | None = None
+
+    def views(self, batch: dict, mask: Tensor, rng: np.random.Generator) -> Tensor:
+        from ..data.video import open_video
+
+        paths, counts = batch.get("path"), batch.get("num_frames")
+        if paths is None or counts is None:
+            raise ConfigError("erase_views=faithful re-decodes each video: the batch needs 'path' and 'num_frames' "
+                              "(written by the video loader); use erase_views=fast on batches without them")
+        cfg, out, used = self.cfg, [], []
+        counts = counts.tolist() if torch.is_tensor(counts) else list(counts)
+        for i in range(mask.shape[0]):
+            segments = torch.nonzero(mask[i], as_tuple=False).flatten().tolist()
+            idx = faithful_frame_indices(segments, int(counts[i]), cfg.seq_len, cfg.snippet_duration,
+                                         frame_step=cfg.frame_step, random=True, rng=rng)
+            with open_video(paths[i]) as reader:
+                info = reader.info
+                size = cfg.sample_size if min(info.width, info.height) > cfg.sample_size else None
+                frames = reader.read_frames(idx.reshape(-1).tolist(), size=size)
+            out.append(self.spatial({"video": frames}, rng=rng)["video"])
+            used.append(idx)
+        self.last_indices = np.stack(used)
+        return torch.stack(out)
+
+
 def keyframe_segments(attention: Sequence[float], spans: Sequence[Sequence[float]],
                       theta: float = DEFAULT_THRESHOLD) -> list[dict[str, float]]:
     """Emotional keyframes located by the temporal attention.
@@ -161,15 +227,25 @@ class TemporalErasingTask(ClassificationTask):
 
     name = "temporal_erasing"
 
+    _faithful: FaithfulViews | None = None
+
     @staticmethod
     def _options(model) -> tuple[float, bool, str]:
         inner = getattr(model, "module", model)
         return (float(getattr(inner, "erase_threshold", DEFAULT_THRESHOLD)), bool(getattr(inner, "erase_audio", False)),
                 str(getattr(inner, "erase_on", "video")))
 
+    def _faithful_views(self) -> FaithfulViews:
+        if self._faithful is None:
+            self._faithful = FaithfulViews(self.cfg.input, self.cfg.train.augment)
+        return self._faithful
+
     def train_step(self, model, batch) -> StepOutput:
         inner = getattr(model, "module", model)
         theta, erase_audio, erase_on = self._options(model)
+        views_mode = str(getattr(inner, "erase_views", "fast"))
+        if views_mode not in ERASE_VIEWS:
+            raise ConfigError(f"erase_views must be one of {', '.join(ERASE_VIEWS)}, got {views_mode!r}")
         inputs = model_inputs(model, batch)
         y = batch["label"]
         if erase_on == "features" and "video" in inputs and getattr(inner, "frozen_trunk", False) \
@@ -183,11 +259,17 @@ class TemporalErasingTask(ClassificationTask):
         context, key = erase_masks(out.temporal_attention.detach().float(), theta)
         logs: dict[str, float] = {"key_fraction": float(key.float().mean()),
                                   "accuracy": float((out.logits.detach().argmax(-1) == y).float().mean())}
+        rng = None
+        if views_mode == "faithful":  # the step's draws follow torch's seed (the trainer's)
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
         for name, mask in (("context", context), ("key", key)):
             idx = view_indices(mask)
             view = {}
             for k, v in inputs.items():
-                if k in ("video", "video_features"):
+                if k in ("video", "video_features") and views_mode == "faithful":
+                    pixels = self._faithful_views().views(batch, mask.cpu(), rng).to(v.device)
+                    view[k] = inner.trunk_features(pixels) if k == "video_features" else pixels
+                elif k in ("video", "video_features"):
                     view[k] = gather_snippets(v, idx)
                 elif k == "audio" and erase_audio:
                     view[k] = gather_audio(v, idx)

@@ -52,12 +52,27 @@ nets use PyTorch's default initialisation, as the original (which never calls it
 snippets are flattened batch-major; the input is not normalised in place.
 
 Checkpoints: ``pretrained_trunk`` takes either of Hara et al.'s releases (the 1039-way ``r3d101_KM``
-file the original expects, or VAANet's 400-way ``module.``-prefixed one). A converter for the
-original CTEN *training* checkpoints is not provided yet: the spec does not record the original
-module names, and a by-name map must not be guessed.
+file the original expects, or VAANet's 400-way ``module.``-prefixed one). The original CTEN
+*training* checkpoints (``save_<epoch>_<acc>.pth``: ``{'epoch', 'state_dict', 'optimizer'}``, keys
+with or without DataParallel's ``module.``, or a bare state dict) load by key name:
+``pretrained_cten`` (a local path; the whole network, read after ``pretrained_trunk`` /
+``pretrained_audio``, which it then replaces), or in Python :func:`load_original_cten_checkpoint`
+``(model, path) -> LoadReport`` and :func:`convert_original_cten_state_dict` ``(state_dict, *,
+visual_only) -> {kit key: tensor}``. The map (:func:`original_cten_key`): ``resnet.{0,1,4-7}`` ->
+``trunk.{conv1,bn1,layer1-4}``, ``a_resnet.*`` -> ``audio_net.*``, ``a_fc.{0,1}`` ->
+``audio_proj.{0,1}``, ``ta_net.conv.{0,1}`` / ``ta_net.fc`` -> ``temporal_attention.{proj,norm,fc}``
+(these four shared with VAANet's converter, :mod:`affectkit.models.vaanet`), ``nl.0`` / ``nl_a.0``
+-> ``visual_nonlocal`` / ``audio_nonlocal`` (``bn`` -> ``norm``), ``v2a_attn`` (query audio, keys
+and values visual: the visual update) -> ``visual_cross``, ``a2v_attn`` -> ``audio_cross``
+(``linear_{q,k,v,o}`` -> ``query, key, value, out``), ``fc`` -> ``classifier``. Every key of the
+file must map to a key of the model, every model key must be in the file (BatchNorm's
+``num_batches_tracked`` may be absent) and every shape must match; else :class:`CheckpointError`
+lists the keys. The model must be built with the file's config (``depth=101``, ``seq_len``,
+``num_classes``; the defaults ``nonlocal_residual="scaled"`` and ``cross_query="original"`` compute
+the original's function).
 
 Temporal erasing options live with the model (``erase_threshold``, ``erase_audio``,
-``erase_on``): the task reads them, and a checkpoint records them (see
+``erase_on``, ``erase_views``): the task reads them, and a checkpoint records them (see
 :mod:`affectkit.engine.erasing`).
 """
 from __future__ import annotations
@@ -65,24 +80,27 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..registry import register_model
 from .blocks.attention import AxisAttention
 from .blocks.resnet2d import ResNet2d, load_torchvision_resnet18
-from .blocks.resnet3d import LoadReport, ResNet3d, default_shortcut, load_kinetics_checkpoint
+from .blocks.resnet3d import LoadReport, ResNet3d, default_shortcut, load_kinetics_checkpoint, read_state_dict
 from .derive import AUDIO_DERIVED_ARGS, CLIP_DERIVED_ARGS
 from .outputs import ClassifierOutput, FeatureCacheHook
-from .vaanet import KINETICS_RGB_MEAN, ORIGINAL_MEAN, ORIGINAL_NORM_VALUE
+from .vaanet import KINETICS_RGB_MEAN, ORIGINAL_MEAN, ORIGINAL_NORM_VALUE, _map_original_key
 
-__all__ = ["CTEN", "CTENVisual", "NonLocalBlock", "CrossModalAttention", "DEFAULT_CONFIG", "VISUAL_DEFAULT_CONFIG"]
+__all__ = ["CTEN", "CTENVisual", "NonLocalBlock", "CrossModalAttention", "DEFAULT_CONFIG", "VISUAL_DEFAULT_CONFIG",
+           "original_cten_key", "convert_original_cten_state_dict", "load_original_cten_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
 ERASE_ON = ("features", "video")
+ERASE_VIEWS = ("fast", "faithful")
 NONLOCAL_RESIDUALS = ("scaled", "paper")
 CROSS_QUERIES = ("original", "paper")
 
@@ -106,6 +124,8 @@ _COMMON: dict = {
     "erase_threshold": 0.7,  # theta: key snippets have gamma > theta*max + (1-theta)*min
     "erase_audio": False,  # False: the original code (audio never erased); True: the paper (audio erased too)
     "erase_on": "features",  # build the erased views from the trunk features ("features") or the pixels ("video")
+    "erase_views": "fast",  # "fast": re-order the decoded snippets | "faithful": re-sample and decode (the original)
+    "pretrained_cten": None,  # an original CTEN training checkpoint (save_<epoch>_<acc>.pth): the whole network
 }
 DEFAULT_CONFIG: dict = {
     **_COMMON,
@@ -210,12 +230,13 @@ class _CTENBase(nn.Module):
 
     def _init_visual(self, *, num_classes, depth, width, shortcut, frozen_trunk, trunk_bn, seq_len,
                      snippet_duration, sample_size, input_norm, nonlocal_dim, nonlocal_residual, dropout,
-                     erase_threshold, erase_audio, erase_on) -> None:
+                     erase_threshold, erase_audio, erase_on, erase_views="fast") -> None:
         _positive(num_classes=num_classes, seq_len=seq_len, snippet_duration=snippet_duration,
                   sample_size=sample_size, nonlocal_dim=nonlocal_dim)
         _choice("trunk_bn", trunk_bn, ("train", "frozen"))
         _choice("input_norm", input_norm, ("original", "kinetics"))
         _choice("erase_on", erase_on, ERASE_ON)
+        _choice("erase_views", erase_views, ERASE_VIEWS)
         if not 0.0 <= float(erase_threshold) <= 1.0:
             raise ConfigError(f"cten: erase_threshold must be in [0, 1], got {erase_threshold!r}")
         if not 0.0 <= float(dropout) < 1.0:
@@ -224,6 +245,7 @@ class _CTENBase(nn.Module):
         self.snippet_duration, self.sample_size = snippet_duration, sample_size
         self.frozen_trunk, self.trunk_bn, self.input_norm = bool(frozen_trunk), trunk_bn, input_norm
         self.erase_threshold, self.erase_audio, self.erase_on = float(erase_threshold), bool(erase_audio), erase_on
+        self.erase_views = erase_views
         self.trunk = ResNet3d(depth=depth, width=width, shortcut=shortcut or default_shortcut(depth), num_classes=None)
         self.trunk_channels = self.trunk.out_channels  # C = 2048 for ResNet-50/101 at width 64
         if input_norm == "kinetics":
@@ -233,11 +255,15 @@ class _CTENBase(nn.Module):
         self.visual_nonlocal = NonLocalBlock(self.trunk_channels, nonlocal_dim, nonlocal_residual)
         self.dropout = nn.Dropout(float(dropout))
 
-    def _finish_init(self, pretrained_trunk) -> None:
+    def _finish_init(self, pretrained_trunk, pretrained_cten=None) -> None:
         self.pretrained_report: LoadReport | None = None
+        self.pretrained_cten_report: LoadReport | None = None
         if pretrained_trunk:
             self.pretrained_report = load_kinetics_checkpoint(self.trunk, pretrained_trunk)
             logger.info("cten trunk: %s", self.pretrained_report.summary())
+        if pretrained_cten:  # the whole network: replaces what pretrained_trunk / pretrained_audio loaded
+            self.pretrained_cten_report = load_original_cten_checkpoint(self, pretrained_cten)
+            logger.info("cten (original checkpoint): %s", self.pretrained_cten_report.summary())
         if self.frozen_trunk:
             for param in self.trunk.parameters():
                 param.requires_grad_(False)
@@ -318,13 +344,15 @@ class CTEN(_CTENBase):
                  pretrained_trunk: str | os.PathLike | None = None, erase_threshold: float = 0.7,
                  erase_audio: bool = False, erase_on: str = "features", audio_frames: int = 1600,
                  audio_bins: int = 128, audio_width: int = 64, heads: int = 8, cross_query: str = "original",
-                 pretrained_audio: str | os.PathLike | None = None):
+                 pretrained_audio: str | os.PathLike | None = None, erase_views: str = "fast",
+                 pretrained_cten: str | os.PathLike | None = None):
         super().__init__()
         self._init_visual(num_classes=num_classes, depth=depth, width=width, shortcut=shortcut,
                           frozen_trunk=frozen_trunk, trunk_bn=trunk_bn, seq_len=seq_len,
                           snippet_duration=snippet_duration, sample_size=sample_size, input_norm=input_norm,
                           nonlocal_dim=nonlocal_dim, nonlocal_residual=nonlocal_residual, dropout=dropout,
-                          erase_threshold=erase_threshold, erase_audio=erase_audio, erase_on=erase_on)
+                          erase_threshold=erase_threshold, erase_audio=erase_audio, erase_on=erase_on,
+                          erase_views=erase_views)
         _positive(audio_frames=audio_frames, audio_bins=audio_bins, audio_width=audio_width, heads=heads)
         _choice("cross_query", cross_query, CROSS_QUERIES)
         if audio_frames % seq_len:
@@ -344,7 +372,7 @@ class CTEN(_CTENBase):
         self.pretrained_audio_report: LoadReport | None = None
         if pretrained_audio:
             self.pretrained_audio_report = load_torchvision_resnet18(self.audio_net, pretrained_audio)
-        self._finish_init(pretrained_trunk)
+        self._finish_init(pretrained_trunk, pretrained_cten)
 
     def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
         g = torch.Generator().manual_seed(0)
@@ -396,17 +424,19 @@ class CTENVisual(_CTENBase):
                  sample_size: int = 112, input_norm: str = "original", nonlocal_dim: int = 256,
                  nonlocal_residual: str = "scaled", dropout: float = 0.2,
                  pretrained_trunk: str | os.PathLike | None = None, erase_threshold: float = 0.7,
-                 erase_audio: bool = False, erase_on: str = "features"):
+                 erase_audio: bool = False, erase_on: str = "features", erase_views: str = "fast",
+                 pretrained_cten: str | os.PathLike | None = None):
         super().__init__()
         self._init_visual(num_classes=num_classes, depth=depth, width=width, shortcut=shortcut,
                           frozen_trunk=frozen_trunk, trunk_bn=trunk_bn, seq_len=seq_len,
                           snippet_duration=snippet_duration, sample_size=sample_size, input_norm=input_norm,
                           nonlocal_dim=nonlocal_dim, nonlocal_residual=nonlocal_residual, dropout=dropout,
-                          erase_threshold=erase_threshold, erase_audio=erase_audio, erase_on=erase_on)
+                          erase_threshold=erase_threshold, erase_audio=erase_audio, erase_on=erase_on,
+                          erase_views=erase_views)
         c = self.trunk_channels
         self.temporal_attention = AxisAttention(c, seq_len, fc_bias=True, normalize="relu")
         self.classifier = nn.Linear(c, num_classes)
-        self._finish_init(pretrained_trunk)
+        self._finish_init(pretrained_trunk, pretrained_cten)
 
     def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
         return {"video": self.example_video(batch_size, torch.Generator().manual_seed(0))}
@@ -421,6 +451,118 @@ class CTENVisual(_CTENBase):
         return out.logits, out.temporal_attention, out.extras["snippet_logits"]
 
 
+# ----------------------------------------------------------------------------------------------
+# checkpoints written by the original CTEN training code (see the module docstring)
+# ----------------------------------------------------------------------------------------------
+# keys whose layout is VAANet's (the 3D trunk, the audio ResNet-18, the audio projection and the
+# temporal attention): mapped by VAANet's converter rules
+_SHARED_WITH_VAANET = ("resnet.", "a_resnet.", "a_fc.", "ta_net.")
+_AUDIO_ONLY = ("a_resnet.", "a_fc.", "nl_a.", "v2a_attn.", "a2v_attn.")
+_NONLOCAL = {"nl.0.": "visual_nonlocal.", "nl_a.0.": "audio_nonlocal."}
+_NONLOCAL_PARTS = {"theta": "theta", "phi": "phi", "g": "g", "out": "out", "bn": "norm"}
+_CROSS = {"v2a_attn.": "visual_cross.", "a2v_attn.": "audio_cross."}  # v2a: q = audio, k = v = visual
+_CROSS_PARTS = {"linear_q": "query", "linear_k": "key", "linear_v": "value", "linear_o": "out"}
+
+
+def original_cten_key(key: str, *, visual_only: bool) -> str | None:
+    """The kit's name for one key of an original CTEN state dict (``module.`` already removed), or
+    None when it has none (e.g. an audio key for the visual-only network, ``resnet.9.*``)."""
+    if visual_only and key.startswith(_AUDIO_ONLY):
+        return None
+    if key.startswith(_SHARED_WITH_VAANET):
+        new = _map_original_key(key)
+        ok = ("trunk.", "audio_net.", "audio_proj.", "temporal_attention.")
+        return new if new is not None and new.startswith(ok) else None
+    for old, new in _NONLOCAL.items():
+        if key.startswith(old):
+            rest = key[len(old):]
+            if rest == "alpha":
+                return new + "alpha"
+            part, _, leaf = rest.partition(".")
+            return f"{new}{_NONLOCAL_PARTS[part]}.{leaf}" if part in _NONLOCAL_PARTS and leaf else None
+    for old, new in _CROSS.items():
+        if key.startswith(old):
+            part, _, leaf = key[len(old):].partition(".")
+            return f"{new}{_CROSS_PARTS[part]}.{leaf}" if part in _CROSS_PARTS and leaf in ("weight", "bias") else None
+    if key in ("fc.weight", "fc.bias"):
+        return "classifier." + key[3:]
+    return None
+
+
+def _few(keys: list[str], n: int = 20) -> str:
+    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def convert_original_cten_state_dict(state_dict: Mapping[str, Tensor], *, visual_only: bool) -> dict[str, Tensor]:
+    """Map a state dict of the original CTEN code to this implementation's names.
+
+    ``visual_only``: True for the original ``VisualErase`` (the network the official ``main.py``
+    trains; :class:`CTENVisual`), False for ``VAANetErase`` (:class:`CTEN`). Accepts the bare
+    ``model.state_dict()`` or the training checkpoint ``{'epoch', 'state_dict', 'optimizer'}``, with
+    or without ``module.``. Raises :class:`CheckpointError` listing every key it cannot map (and
+    the keys two names would map onto)."""
+    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):
+        state_dict = state_dict["state_dict"]
+    out: dict[str, Tensor] = {}
+    unmapped, twice = [], []
+    for key, value in state_dict.items():
+        key = str(key)
+        bare = key[len("module."):] if key.startswith("module.") else key
+        new = original_cten_key(bare, visual_only=visual_only) if isinstance(value, Tensor) else None
+        if new is None:
+            unmapped.append(key)
+        elif new in out:
+            twice.append(key)
+        else:
+            out[new] = value
+    if unmapped or twice:
+        net = "VisualErase (visual_only=True)" if visual_only else "VAANetErase (visual_only=False)"
+        hint = ""
+        if visual_only and any(k.split("module.", 1)[-1].startswith(_AUDIO_ONLY) for k in unmapped):
+            hint = " (audio keys: the file holds the audio-visual VAANetErase; load it into model cten)"
+        raise CheckpointError(
+            f"original CTEN state dict ({net}): {len(unmapped) + len(twice)} key(s) cannot be mapped{hint}: "
+            + _few(unmapped + [f"{k} (duplicate)" for k in twice]))
+    return out
+
+
+def load_original_cten_checkpoint(model: "CTEN | CTENVisual", path: str | os.PathLike) -> LoadReport:
+    """Load an original CTEN training checkpoint (``save_<epoch>_<acc>.pth``) into ``model``, strictly.
+
+    :class:`CTENVisual` takes the original ``VisualErase`` file, :class:`CTEN` the ``VAANetErase``
+    one. Every file key must map onto a model key of the same shape and every model key must be
+    filled (``num_batches_tracked`` excepted), else :class:`CheckpointError` lists the keys (file
+    names for unmapped or unused keys, model names for missing ones) and nothing is loaded.
+    Returns a :class:`LoadReport` (``loaded``: the model keys filled)."""
+    inner = getattr(model, "module", model)
+    visual_only = not isinstance(inner, CTEN)
+    raw = read_state_dict(path)  # safe unpickling; {'state_dict': ...} and module. handled there
+    try:
+        state = convert_original_cten_state_dict(raw, visual_only=visual_only)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    back = {original_cten_key(k, visual_only=visual_only): k for k in raw}  # kit key -> file key
+    own = inner.state_dict()
+    unused = [back[k] for k in state if k not in own]
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    wrong = [f"{back[k]} -> {k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if unused or missing or wrong:
+        parts = []
+        if unused:
+            parts.append(f"{len(unused)} file key(s) this {type(inner).__name__} has no place for: {_few(unused)}")
+        if missing:
+            parts.append(f"{len(missing)} model key(s) the file lacks: {_few(missing)}")
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatch(es) (build the model with the file's config): {_few(wrong, 10)}")
+        raise CheckpointError(f"{path}: not an original CTEN checkpoint of this model: " + "; ".join(parts))
+    if getattr(inner, "cross_query", "original") != "original":
+        logger.warning("%s: loaded into a CTEN with cross_query=%r; the original network uses 'original'",
+                       path, inner.cross_query)
+    inner.load_state_dict(state, strict=False)
+    return LoadReport(loaded=list(state), source=str(path))
+
+
 _TINY = {"depth": 10, "width": 4, "seq_len": 2, "snippet_duration": 4, "sample_size": 32, "nonlocal_dim": 8}
 
 
@@ -430,7 +572,7 @@ _TINY = {"depth": 10, "width": 4, "seq_len": 2, "snippet_duration": 4, "sample_s
     input_keys=CTEN.input_keys,
     tasks=("temporal_erasing", "classify"),
     derived_args={**CLIP_DERIVED_ARGS, **AUDIO_DERIVED_ARGS},
-    pretrained_args=("pretrained_trunk", "pretrained_audio"),
+    pretrained_args=("pretrained_trunk", "pretrained_audio", "pretrained_cten"),
     tiny_args={**_TINY, "audio_width": 4, "audio_frames": 32, "audio_bins": 8, "heads": 2},
     description="CTEN (CVPR'23): frozen 3D ResNet-101 + non-local, cross-modal attention and a joint temporal "
                 "attention over video and fbank audio; trained with temporal erasing",
@@ -446,7 +588,7 @@ def cten(**cfg) -> CTEN:
     input_keys=CTENVisual.input_keys,
     tasks=("temporal_erasing", "classify"),
     derived_args=dict(CLIP_DERIVED_ARGS),
-    pretrained_args=("pretrained_trunk",),
+    pretrained_args=("pretrained_trunk", "pretrained_cten"),
     tiny_args=dict(_TINY),
     description="CTEN visual-only (the network the official CTEN main.py trains): frozen 3D ResNet-101 + "
                 "non-local + temporal attention; trained with temporal erasing",
