@@ -751,8 +751,13 @@ def build_index(data_cfg) -> DatasetIndex:
         index = load_csv_index(data_cfg.path, label_column=getattr(data_cfg, "label_column", None), **common)
     elif fmt == "audio":
         index = load_audio_index(data_cfg.path, label_column=getattr(data_cfg, "label_column", None), **common)
+    elif fmt == "gait":  # Emotion-Gait features/labels h5 pair (affectkit.data.gait)
+        from .gait import load_gait_index
+
+        index = load_gait_index(data_cfg.path, test_fraction=getattr(data_cfg, "test_fraction", 0.1),
+                                fold=getattr(data_cfg, "fold", None), folds=getattr(data_cfg, "folds", 5), **common)
     else:
-        raise DatasetError(f"data.format {fmt!r} unknown; expected annotation, folder, csv or audio")
+        raise DatasetError(f"data.format {fmt!r} unknown; expected annotation, folder, csv, audio or gait")
     if points and fmt != "annotation":
         attach_points(index, points)
     if group_by:

@@ -996,6 +996,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-subtitles", action="store_true", help="do not write the SRT subtitle files")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes (output is the same for any number)")
     parser.add_argument("--overwrite", action="store_true", help="write the set again even if the folder already holds it")
+    parser.add_argument("--kind", choices=("video", "gait"), default="video",
+                        help="video (default) or gait: Emotion-Gait-format walking skeletons (features.h5 + labels.h5)")
+    parser.add_argument("--per-class", type=int, default=60, help="--kind gait: gaits per class (default 60)")
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
@@ -1010,6 +1013,15 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
 
 def run_from_args(args: argparse.Namespace) -> Path:
     """Generate from parsed ``add_arguments`` options; prints a one-line summary; returns synth.json."""
+    if getattr(args, "kind", "video") == "gait":  # affectkit.data.synth_gait
+        from .synth_gait import SynthGaitConfig, generate_gait
+
+        out_dir = getattr(args, "out", None) or args.out_dir or "demo_gait"
+        gcfg = SynthGaitConfig(per_class=args.per_class, difficulty=args.difficulty, seed=args.seed)
+        path = generate_gait(out_dir, gcfg, overwrite=args.overwrite)
+        print(f"synthetic gaits: {4 * gcfg.per_class} gaits, difficulty {gcfg.difficulty} -> {path} "
+              f"(train with data.format=gait data.path={path})")
+        return path
     config = config_from_args(args)
     t0 = time.perf_counter()
     out_dir = getattr(args, "out", None) or args.out_dir or "demo_data"

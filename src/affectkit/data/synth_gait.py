@@ -1,0 +1,155 @@
+"""Synthetic emotional gaits: procedurally animated walking skeletons in the Emotion-Gait joint order
+(:data:`affectkit.data.gait.JOINTS`; y up, z forward, root-centred like the real files), written as an
+Emotion-Gait features/labels HDF5 pair (native label coding 0 Angry, 1 Neutral, 2 Happy, 3 Sad).
+
+The emotion is carried by the walking style, in two crossed factors plus weaker cues:
+
+- tempo (cadence and arm swing): Happy and Angry walk fast with a wide arm swing, Sad and Neutral slowly;
+- carriage (head pitch, trunk lean, slumped shoulders): Sad and Angry hold the head down and forward,
+  the shoulders hunched, Happy and Neutral upright;
+- jerkiness: Angry's limbs carry high-frequency jitter.
+
+Every subject has its own body size and proportions and its own baseline tempo, stride, carriage and
+arm swing, and every gait its own phase, length (36..75 frames at 30 fps) and sensor noise. Because each
+factor splits the four classes into the same two pairs, a single summary statistic (mean joint speed,
+mean head height, stride length) cannot tell the four apart (``tests/data/test_gait.py`` checks that a
+1-D classifier of each stays under 60 %): a model must combine posture and movement over time.
+``difficulty``: ``easy`` (style effects x1.6), ``default`` (x1), ``hard`` (x0.6), or a number in
+[0, 1] (0 = easy, 0.5 = default, 1 = hard).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .gait import EGAIT_NATIVE, GAIT_CLASSES
+
+# per class: (fast tempo, head down, jerky); tempo and carriage cross so each single cue pairs classes
+STYLE = {"Happy": (1.0, 0.0, 0.15), "Angry": (0.85, 1.0, 1.0), "Neutral": (0.0, 0.0, 0.0), "Sad": (0.0, 1.0, 0.0)}
+
+
+@dataclass
+class SynthGaitConfig:
+    per_class: int = 60  # gaits per class
+    subjects: int = 24
+    difficulty: str | float = "default"
+    seed: int = 0
+    frames: tuple[int, int] = (36, 75)
+    fps: float = 30.0
+    noise: float = 0.004  # sensor noise (coordinate units, the body is about 1.2 tall)
+
+    def strength(self) -> float:
+        d = self.difficulty
+        if isinstance(d, str):
+            presets = {"easy": 1.6, "default": 1.0, "hard": 0.6}
+            if d in presets:
+                return presets[d]
+            try:
+                d = float(d)
+            except ValueError:
+                raise ValueError(f"difficulty {d!r}: expected easy, default, hard or a number in [0, 1]") from None
+        if not 0.0 <= float(d) <= 1.0:
+            raise ValueError(f"difficulty {d!r}: a number must be in [0, 1]")
+        d = float(d)
+        return 1.6 - 1.2 * d if d <= 0.5 else 1.0 - 0.8 * (d - 0.5)
+
+
+def _subject(rng: np.random.Generator) -> dict:
+    s = rng.uniform(0.88, 1.12)  # body scale
+    return {"scale": s, "hip_w": 0.11 * s * rng.uniform(0.9, 1.1), "sh_w": 0.13 * s * rng.uniform(0.9, 1.1),
+            "thigh": 0.36 * s * rng.uniform(0.94, 1.06), "shank": 0.33 * s * rng.uniform(0.94, 1.06),
+            "upper": 0.19 * s * rng.uniform(0.92, 1.08), "fore": 0.2 * s * rng.uniform(0.92, 1.08),
+            "spine": 0.19 * s, "neck": 0.2 * s, "head": 0.12 * s,
+            "cadence": rng.normal(0.0, 0.09), "stride": rng.normal(0.0, 0.05), "pitch": rng.normal(0.0, 0.12),
+            "swing": rng.normal(0.0, 0.08), "lean": rng.normal(0.0, 0.05)}
+
+
+def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps: float, strength: float,
+            noise: float) -> np.ndarray:
+    """One gait ``(frames, 16, 3)`` of ``emotion`` for subject parameters ``subj``."""
+    fast, down, jerky = STYLE[emotion]
+    t = np.arange(frames) / fps
+    cadence = 0.85 * (1.0 + strength * (0.32 * fast - 0.12) + subj["cadence"])  # gait cycles per second
+    phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
+    stride = max(0.15, 0.38 + subj["stride"] + rng.normal(0, 0.02))  # thigh swing (rad)
+    swing = max(0.05, 0.3 + strength * 0.22 * (fast - 0.5) + subj["swing"] + rng.normal(0, 0.03))
+    pitch = 0.05 + strength * 0.42 * down + subj["pitch"] + rng.normal(0, 0.04)  # head forward-down (rad)
+    lean = 0.03 + strength * 0.14 * down + subj["lean"] + rng.normal(0, 0.02)  # trunk forward lean (rad)
+    hunch = strength * 0.04 * down * subj["scale"]
+    jit = strength * 0.035 * jerky
+
+    def jitter(n=frames):  # high-frequency jerks: sparse impulses, smoothed over 2 frames
+        imp = rng.normal(0, 1, n) * (rng.random(n) < 0.35)
+        return jit * np.convolve(imp, [0.6, 0.4], mode="same")
+
+    x = np.zeros((frames, 16, 3))
+    # trunk: root at the origin; spine, neck leaning forward (z), head pitched
+    up = lambda length, ang: np.stack([np.zeros(frames), length * np.cos(ang), length * np.sin(ang)], -1)  # noqa: E731
+    lean_t = lean + 0.02 * np.sin(2 * phase) + jitter()
+    x[:, 1] = up(subj["spine"], lean_t)
+    x[:, 2] = x[:, 1] + up(subj["neck"], lean_t * 1.3)
+    x[:, 3] = x[:, 2] + up(subj["head"], lean_t + pitch + jitter())
+    # shoulders: beside the neck, lowered and brought forward when hunched; slight counter-rotation
+    twist = 0.04 * np.sin(phase)
+    for side, i in ((1, 4), (-1, 7)):  # left +x, right -x
+        x[:, i] = x[:, 2] + np.stack([side * subj["sh_w"] * np.ones(frames), -0.03 * subj["scale"] - hunch * np.ones(frames),
+                                      hunch + side * twist * subj["sh_w"]], -1)
+    # hips
+    for side, i in ((1, 10), (-1, 13)):
+        x[:, i] = np.stack([side * subj["hip_w"] * np.ones(frames), np.zeros(frames), -side * twist * subj["hip_w"]], -1)
+    # legs: thigh swings with the phase, knee bends in the swing phase
+    for off, hip, knee, foot in ((0.0, 10, 11, 12), (np.pi, 13, 14, 15)):
+        th = stride * np.sin(phase + off)
+        kn = 0.15 + 0.55 * np.clip(np.sin(phase + off + np.pi / 2), 0, None) * (0.7 + 0.5 * stride)
+        down_vec = lambda length, a: np.stack([np.zeros(frames), -length * np.cos(a), length * np.sin(a)], -1)  # noqa: E731
+        x[:, knee] = x[:, hip] + down_vec(subj["thigh"], th)
+        x[:, foot] = x[:, knee] + down_vec(subj["shank"], th - kn)
+    # arms: swing opposite to the leg of the same side, elbow bent more in a fast walk
+    for off, sh, el, hand in ((np.pi, 4, 5, 6), (0.0, 7, 8, 9)):
+        al = swing * np.sin(phase + off) + 0.5 * hunch + jitter()
+        bend = 0.25 + 0.35 * fast * strength * 0.5 + 0.1 * np.sin(phase + off) + jitter()
+        down_vec = lambda length, a: np.stack([np.zeros(frames), -length * np.cos(a), length * np.sin(a)], -1)  # noqa: E731
+        x[:, el] = x[:, sh] + down_vec(subj["upper"], al)
+        x[:, hand] = x[:, el] + down_vec(subj["fore"], al + bend)
+    x[:, 1:] += rng.normal(0, noise, size=x[:, 1:].shape)
+    x[:, 0] = 0.0  # root-centred, as Emotion-Gait
+    return x.astype(np.float32)
+
+
+def generate_gait(out_dir, cfg: SynthGaitConfig | None = None, *, overwrite: bool = False) -> Path:
+    """Write ``features.h5`` + ``labels.h5`` (+ ``synth_gait.json``, the options) under ``out_dir``;
+    returns the features file. A folder already holding the same set is reused unless ``overwrite``."""
+    import json
+
+    import h5py
+
+    cfg = cfg or SynthGaitConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    feats, labs, meta = out / "features.h5", out / "labels.h5", out / "synth_gait.json"
+    options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    if not overwrite and feats.is_file() and labs.is_file() and meta.is_file():
+        try:
+            if json.loads(meta.read_text()) == options:
+                return feats
+        except ValueError:
+            pass
+    strength = cfg.strength()
+    rng = np.random.default_rng(cfg.seed)
+    subjects = [_subject(rng) for _ in range(cfg.subjects)]
+    order = [(c, n) for n in range(cfg.per_class) for c in GAIT_CLASSES]
+    tmp_f, tmp_l = feats.with_suffix(".h5.tmp"), labs.with_suffix(".h5.tmp")
+    with h5py.File(tmp_f, "w") as ff, h5py.File(tmp_l, "w") as fl:
+        for i, (emotion, _) in enumerate(order):
+            s = int(rng.integers(cfg.subjects))
+            frames = int(rng.integers(cfg.frames[0], cfg.frames[1] + 1))
+            x = animate(emotion, subjects[s], rng, frames, cfg.fps, strength, cfg.noise)
+            key = f"{i:05d}_s{s:02d}"
+            ff.create_dataset(key, data=x.reshape(frames, 48).astype(np.float64))
+            fl.create_dataset(key, data=np.int32(EGAIT_NATIVE.index(emotion)))
+    tmp_f.replace(feats)
+    tmp_l.replace(labs)
+    meta.write_text(json.dumps(options))
+    return feats

@@ -1,0 +1,138 @@
+"""The gait task: its samples (augmentation before the derived features), its losses, a CI-sized
+learning run of BPM-GCN on synthetic gaits, and prediction on a skeleton .npy file."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from affectkit import train
+from affectkit.engine.evaluate import evaluate
+from affectkit.config import load_config
+from affectkit.data.datasets import build_index
+from affectkit.data.gait import GAIT_CLASSES, affective_features, movement_features
+from affectkit.data.synth_gait import SynthGaitConfig, generate_gait
+from affectkit.engine.gait import GaitTask
+from affectkit.engine.tasks import TASKS, build_task
+
+TINY = ["model.args.base_width=8", "train.batch_size=16", "eval.batch_size=64", "output.tensorboard=false",
+        "data.num_workers=0"]
+
+
+@pytest.fixture(scope="module")
+def gaits(tmp_path_factory):
+    return generate_gait(tmp_path_factory.mktemp("gaits"), SynthGaitConfig(per_class=40, seed=2, difficulty="easy"))
+
+
+def _cfg(name, path, *extra):
+    return load_config(name, [f"data.path={path}", *TINY, *extra])
+
+
+def test_gait_task_is_registered_and_builds_consistent_samples(gaits):
+    assert TASKS["gait"] is GaitTask
+    cfg = _cfg("gait/bpm_gcn_synth.yaml", gaits, "train.augment.p=1.0")
+    index = build_index(cfg.data)
+    task = build_task(cfg, index.classes)
+    assert index.classes == GAIT_CLASSES
+    ds = task.dataset(index, "train", train=True)
+    torch.manual_seed(0)
+    s = ds[0]
+    n = s["skeleton_length"]
+    assert s["skeleton"].shape == (3, 48, 16) and s["movement"].shape == (8, 48, 16) and s["affective"].shape == (1488,)
+    assert s["skeleton_mask"].sum() == n and not s["skeleton"][:, n:].any()
+    # augmentation moved the coordinates, and the derived features follow the moved coordinates
+    plain = task.dataset(index, "train", train=False)[0]
+    assert not torch.allclose(s["skeleton"][:, :n], plain["skeleton"][:, :n])
+    assert torch.allclose(s["movement"], movement_features(s["skeleton"], s["skeleton_mask"]))
+    mean, std = task.stats(index)
+    aff = (affective_features(s["skeleton"].numpy().transpose(1, 2, 0), n) - mean) / std
+    aff[n:] = 0
+    assert np.allclose(s["affective"].numpy(), aff.reshape(-1), atol=1e-5)
+    assert s["affective_mask"].sum() == 31 * n
+    # the targets are standardised with training-split statistics
+    tr = torch.stack([task.dataset(index, "train", train=False)[i]["affective"] for i in range(len(ds))]).reshape(len(ds), 48, 31)
+    m = torch.stack([task.dataset(index, "train", train=False)[i]["skeleton_mask"] for i in range(len(ds))])
+    assert tr[m].mean(0).abs().max() < 1e-3 and (tr[m].std(0) - 1).abs().max() < 1e-2
+
+
+def test_losses_are_two_cross_entropies_and_the_masked_affective_mse(gaits):
+    cfg = _cfg("gait/bpm_gcn_synth.yaml", gaits)
+    index = build_index(cfg.data)
+    task = build_task(cfg, index.classes)
+    ds = task.dataset(index, "train", train=False)
+    batch = task.collate()([ds[i] for i in range(4)])
+    from affectkit.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("bpm_gcn", **task.model_args())
+    step = task.train_step(model, batch)
+    assert set(step.logs) >= {"ce_posture", "ce_movement", "mse_affective", "loss", "accuracy"}
+    assert step.logs["loss"] == pytest.approx(step.logs["ce_posture"] + step.logs["ce_movement"] + step.logs["mse_affective"], rel=1e-5)
+    out = model(skeleton=batch["skeleton"])
+    m = batch["affective_mask"]
+    want = ((out.extras["affective"] - batch["affective"])[m] ** 2).mean()
+    assert step.logs["mse_affective"] == pytest.approx(float(want.detach()), rel=1e-4)
+    # a single-stream model trains with one cross-entropy
+    agcn_cfg = _cfg("gait/agcn_synth.yaml", gaits)
+    agcn_task = build_task(agcn_cfg, index.classes)
+    step = agcn_task.train_step(create_model("agcn", **agcn_task.model_args()), batch)
+    assert set(step.logs) == {"ce", "loss", "accuracy"}
+
+
+def test_bpm_gcn_learns_the_synthetic_gaits(gaits, tmp_path):
+    result = train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
+                                               "train.epochs=12", "train.lr=0.05", "train.step_size=9",
+                                               "data.test_fraction=0.25", "output.run_name=learn"])
+    test = evaluate(result.best_dir, split="test")
+    assert test["num_samples"] == 40
+    assert test["accuracy"] >= 0.55, test  # chance is 0.25
+    assert set(test["per_class_accuracy"]) == set(GAIT_CLASSES)
+    assert "accuracy_posture" in test and "accuracy_movement" in test
+    assert result.best_epoch is not None
+
+
+def test_predict_on_a_skeleton_npy_file(gaits, tmp_path):
+    from affectkit.data.gait import read_gait_features
+    from affectkit.deploy.predictor import Predictor
+
+    result = train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
+                                               "train.epochs=1", "output.run_name=one"])
+    x = next(iter(read_gait_features(gaits).values()))  # (T, 16, 3)
+    npy = tmp_path / "walk.npy"
+    np.save(npy, x.reshape(len(x), 48))
+    p = Predictor(result.best_dir)
+    assert p.input_keys == ("skeleton",)
+    out = p.predict(npy)
+    assert out["label"] in GAIT_CLASSES and set(out["probabilities"]) == set(GAIT_CLASSES)
+    assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert out["label_posture"] in GAIT_CLASSES and out["label_movement"] in GAIT_CLASSES
+    json.dumps(out)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 47)))
+    with pytest.raises(Exception, match=r"bad\.npy: skeleton of shape \(10, 47\)"):
+        p.predict(bad)
+
+
+def test_cross_validation_trains_one_run_per_fold(gaits, tmp_path):
+    from affectkit.engine.gait import cross_validate
+
+    cv = cross_validate("gait/agcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
+                                                 "model.args.base_width=4", "train.epochs=1", "output.run_name=cv"], folds=2)
+    assert [f["fold"] for f in cv["folds"]] == [0, 1]
+    assert [f["test"]["num_samples"] for f in cv["folds"]] == [80, 80]  # each fold tests on half of the 160
+    assert cv["accuracy_mean"] == pytest.approx(np.mean([f["test"]["accuracy"] for f in cv["folds"]]))
+    assert all(f["run_dir"].endswith(f"cv-fold{f['fold']}") for f in cv["folds"])
+
+
+def test_a_fresh_process_finds_the_gait_task_from_the_data_format(gaits):
+    """``affectkit train`` builds the task before any model: the gait format registers it."""
+    import subprocess
+    import sys
+
+    code = ("from affectkit.config import load_config; from affectkit.data.datasets import build_index; "
+            "from affectkit.engine.tasks import build_task; "
+            f"cfg = load_config('gait/bpm_gcn_synth.yaml', ['data.path={gaits}']); "
+            "print(build_task(cfg, build_index(cfg.data).classes).name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "gait"
