@@ -4,6 +4,11 @@ from affectkit.config import load_config, packaged_configs, Config
 from affectkit.errors import ConfigError
 
 
+# config folder -> the model-name prefixes it may hold
+CONFIG_FAMILIES = {"vaanet": ("vaanet",), "audio": ("audio_",), "cten": ("cten",), "tsl": ("tsl",),
+                   "gait": ("bpm_gcn", "agcn"), "mbt": ("mbt",)}
+
+
 def test_shipped_configs_load_and_validate():
     from affectkit.registry import list_models
 
@@ -13,8 +18,9 @@ def test_shipped_configs_load_and_validate():
     for name in names:
         cfg = load_config(name)
         assert isinstance(cfg, Config) and cfg.model.name in list_models()
-        family = name.split("/")[0]  # configs/<method>/: the folder names the method it trains
-        assert cfg.model.name.startswith("audio_" if family == "audio" else family), (name, cfg.model.name)
+        family = name.split("/")[0]  # configs/<family>/: the folder names the method family it trains
+        assert family in CONFIG_FAMILIES, f"{name}: config folder {family!r} is not a known method family"
+        assert cfg.model.name.startswith(CONFIG_FAMILIES[family]), (name, cfg.model.name)
 
 
 def test_base_and_dotted_overrides():

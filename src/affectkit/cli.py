@@ -63,6 +63,23 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- eval-localization
+def cmd_eval_localization(args) -> int:
+    from .metrics_localization import evaluate_localization, format_report, parse_thresholds
+
+    try:
+        thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
+    except ValueError as err:
+        raise AffectkitError(str(err)) from None
+    result = evaluate_localization(args.ground_truth, args.predictions, subset=args.subset, thresholds=thresholds,
+                                   unknown_videos="error" if args.strict_videos else "false_positive")
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_report(result))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
     from .deploy.predictor import Predictor, plot_timeline
@@ -569,6 +586,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="folder for metrics.json, predictions.jsonl, confusion_matrix.png "
                    "(default: beside the checkpoint, <run>/eval_<checkpoint>_<split>)")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("eval-localization", help="ActivityNet-style temporal localisation mAP (TSL-300 protocol) of a prediction JSON")
+    s.add_argument("ground_truth", metavar="GT.json", help="ActivityNet-style ground truth ({'database': {video: {subset, annotations}}})")
+    s.add_argument("predictions", metavar="PRED.json", help="ActivityNet result file ({'results': {video: [{label, score, segment}]}})")
+    s.add_argument("--subset", default="test", help="ground-truth subset to evaluate (default test)")
+    s.add_argument("--thresholds", default=None, help="comma-separated tIoU thresholds (default 0.1,0.15,0.2,0.25,0.3)")
+    s.add_argument("--json", action="store_true", help="print the full result as JSON")
+    s.add_argument("--strict-videos", action="store_true", help="error on predictions for videos not in the ground truth (default: false positives)")
+    s.set_defaults(func=cmd_eval_localization)
 
     s = sub.add_parser("predict", help="run a checkpoint on video (or audio) files: one, several, folders, glob patterns")
     s.add_argument("videos", nargs="+", metavar="FILE_DIR_OR_GLOB",

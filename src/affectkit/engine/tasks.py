@@ -157,7 +157,11 @@ class ClassificationTask(Task):
 
     def train_step(self, model, batch):
         out = model(**model_inputs(model, batch))
-        loss = self.loss_fn(out.logits.float(), batch["label"])
+        inner = getattr(model, "module", model)
+        if hasattr(inner, "classification_loss"):  # a model whose method trains several heads (MBT, MART)
+            loss = inner.classification_loss(out, batch["label"], self.loss_fn)
+        else:
+            loss = self.loss_fn(out.logits.float(), batch["label"])
         correct = (out.logits.detach().argmax(-1) == batch["label"]).float().mean()
         return StepOutput(loss, len(batch["label"]), {"loss": float(loss.detach()), "accuracy": float(correct)})
 
@@ -253,6 +257,9 @@ register_task(ClassificationTask)
 
 
 def build_task(cfg: Config, classes, polarity=None) -> Task:
+    from ..registry import _ensure_loaded
+
+    _ensure_loaded()  # method files register their tasks (temporal_erasing, localize, gait) beside their models
     if cfg.task not in TASKS:
         raise ConfigError(f"task {cfg.task!r} unknown; tasks: {', '.join(TASKS)}")
     return TASKS[cfg.task](cfg, classes, polarity)
