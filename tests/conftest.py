@@ -48,3 +48,21 @@ def trained(tiny_synth, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return train("vaanet/vaanet_synth.yaml", tiny_overrides(tiny_synth, root, "train.epochs=8", "train.lr=3e-3",
                                                             "output.run_name=tiny", "train.seed=0"))
+
+
+def untrained_checkpoint(root, config: str, overrides: list[str], classes: list[str]):
+    """A seeded, untrained checkpoint of a shipped config (enough to run predict, batch and service paths)."""
+    import torch
+
+    from affectkit import create_model
+    from affectkit.config import load_config
+    from affectkit.engine.checkpoint import save_checkpoint
+    from affectkit.engine.tasks import build_task
+
+    cfg = load_config(config, overrides)
+    args = build_task(cfg, classes, None).model_args()
+    torch.manual_seed(0)
+    model = create_model(cfg.model.name, **args).eval()
+    return save_checkpoint(root / cfg.model.name, model, {
+        "task": cfg.task, "model": {"name": cfg.model.name, "args": args}, "classes": classes, "polarity": None,
+        "input": cfg.to_dict()["input"], "config": cfg.to_dict()}, {})

@@ -7,32 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from affectkit import create_model
 from affectkit.cli import ScanReport, main, media_files
-from affectkit.config import load_config
 from affectkit.data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from affectkit.data.media_writer import write_video, write_wav
-from affectkit.engine.checkpoint import save_checkpoint
-from affectkit.engine.tasks import build_task
 
-from .conftest import TINY_OVERRIDES
+from .conftest import TINY_OVERRIDES, untrained_checkpoint
 from .data.audio_fixtures import tone
 
 CLASSES = ["neutral", "happy", "sad", "angry"]
 SR = 16000
 
 
-def _checkpoint(root: Path, name: str, overrides: list[str]):
-    """An untrained (seeded) checkpoint: enough to run the batch path, as test_audio_windows does."""
-    cfg = load_config(name, overrides)
-    args = build_task(cfg, CLASSES, None).model_args()
-    torch.manual_seed(0)
-    model = create_model(cfg.model.name, **args).eval()
-    return save_checkpoint(root / cfg.model.name, model, {
-        "task": cfg.task, "model": {"name": cfg.model.name, "args": args}, "classes": CLASSES, "polarity": None,
-        "input": cfg.to_dict()["input"], "config": cfg.to_dict()}, {})
+def _checkpoint(root, name: str, overrides: list[str]):
+    return untrained_checkpoint(root, name, overrides, CLASSES)
 
 
 @pytest.fixture(scope="module")

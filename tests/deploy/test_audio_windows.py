@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from affectkit import create_model
 from affectkit.cli import main
 from affectkit.config import load_config
 from affectkit.data.media_writer import write_wav
 from affectkit.deploy.predictor import Predictor, plot_timeline
-from affectkit.engine.checkpoint import save_checkpoint
-from affectkit.engine.tasks import build_task
+
+from ..conftest import untrained_checkpoint
 
 from ..data.audio_fixtures import tone
 
@@ -20,13 +19,7 @@ SR = 16000
 
 
 def _checkpoint(root, name: str, overrides: list[str]):
-    cfg = load_config(name, overrides)
-    args = build_task(cfg, CLASSES, None).model_args()
-    torch.manual_seed(0)
-    model = create_model(cfg.model.name, **args).eval()
-    return save_checkpoint(root / cfg.model.name, model, {
-        "task": cfg.task, "model": {"name": cfg.model.name, "args": args}, "classes": CLASSES, "polarity": None,
-        "input": cfg.to_dict()["input"], "config": cfg.to_dict()}, {})
+    return untrained_checkpoint(root, name, overrides, CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ and stereo is downmixed (the original uses the first channel).
 from __future__ import annotations
 
 import functools
-import math
 import os
 
 import numpy as np

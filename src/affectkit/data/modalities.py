@@ -30,7 +30,6 @@ import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch

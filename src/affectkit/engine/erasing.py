@@ -52,7 +52,7 @@ original, whose trunk BatchNorm in train mode then sees each view's own batch st
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
