@@ -92,7 +92,7 @@ from .blocks.resnet2d import ResNet2d, load_torchvision_resnet18
 from .blocks.resnet3d import LoadReport, ResNet3d, default_shortcut, load_kinetics_checkpoint, read_state_dict
 from .derive import AUDIO_DERIVED_ARGS, CLIP_DERIVED_ARGS
 from .outputs import ClassifierOutput, FeatureCacheHook
-from .vaanet import KINETICS_RGB_MEAN, ORIGINAL_MEAN, ORIGINAL_NORM_VALUE, _map_original_key
+from .vaanet import KINETICS_RGB_MEAN, _map_original_key, normalize_pixels
 
 __all__ = ["CTEN", "CTENVisual", "NonLocalBlock", "CrossModalAttention", "DEFAULT_CONFIG", "VISUAL_DEFAULT_CONFIG",
            "original_cten_key", "convert_original_cten_state_dict", "load_original_cten_checkpoint"]
@@ -284,10 +284,7 @@ class _CTENBase(nn.Module):
                                 replaces=("video",), frozen=[self.trunk])
 
     def normalize_video(self, video: Tensor) -> Tensor:
-        video = video.float()
-        if self.pixel_mean is None:
-            return video / ORIGINAL_NORM_VALUE - ORIGINAL_MEAN
-        return video - self.pixel_mean
+        return normalize_pixels(video, self.pixel_mean)
 
     def trunk_features(self, video: Tensor) -> Tensor:
         """``video`` (B, S, 3, T, H, W) in [0, 255] -> pooled trunk features (B, S, C); under

@@ -93,6 +93,15 @@ DEFAULT_CONFIG: dict = {
 }
 
 
+def normalize_pixels(video: Tensor, pixel_mean: Tensor | None) -> Tensor:
+    """Pixels in [0, 255] -> a 3D ResNet trunk's input: the original ``x / 255 - 100 / 255`` when
+    ``pixel_mean`` is None, else ``x - pixel_mean`` (Kinetics RGB mean, 0-255). Not in place."""
+    video = video.float()
+    if pixel_mean is None:
+        return video / ORIGINAL_NORM_VALUE - ORIGINAL_MEAN
+    return video - pixel_mean
+
+
 class VAANet(nn.Module):
     """VAANet (see the module docstring for the architecture and the config keys in ``DEFAULT_CONFIG``).
 
@@ -240,10 +249,7 @@ class VAANet(nn.Module):
     # ------------------------------------------------------------------------------------
     def normalize_video(self, video: Tensor) -> Tensor:
         """Pixels in [0, 255] -> the trunk's input range (``input_norm``). Not in place."""
-        video = video.float()
-        if self.pixel_mean is None:
-            return video / ORIGINAL_NORM_VALUE - ORIGINAL_MEAN
-        return video - self.pixel_mean
+        return normalize_pixels(video, self.pixel_mean)
 
     def trunk_features(self, video: Tensor) -> Tensor:
         """``video`` (B, S, 3, T, H, W) in [0, 255] -> trunk features (B, S, C, P).
