@@ -19,6 +19,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this process joined the group in setup() and leaves it in teardown()
 
     @property
     def is_main(self) -> bool:
@@ -43,12 +44,14 @@ def setup(device_pref: str = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_pref, local)
+    owns = False
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
-    return DistInfo(rank, world, local, device)
+        owns = True
+    return DistInfo(rank, world, local, device, owns)
 
 
 def barrier(info: DistInfo) -> None:
@@ -106,5 +109,9 @@ def _collective_device(info: DistInfo) -> torch.device:
 
 
 def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+    """Leave the process group this process joined in :func:`setup` (a group that the caller set up
+    is left alone). Left to interpreter exit, gloo's threads are destroyed while still running and
+    the process can abort ("terminate called without an active exception") after a finished run."""
+    if info.enabled and info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+        info.owns_group = False

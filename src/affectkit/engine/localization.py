@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..data.modalities import read_features
-from ..errors import DatasetError, MediaError
+from ..errors import ConfigError, DatasetError, MediaError
 from ..metrics_localization import DEFAULT_TIOU_THRESHOLDS, evaluate_localization
 from .tasks import StepOutput, Task, model_inputs, register_task
 
@@ -203,6 +203,37 @@ class LocalizationTask(Task):
     select_metric = "average_mAP"
     select_mode = "max"
 
+    def __init__(self, cfg, classes, polarity=None):
+        super().__init__(cfg, classes, polarity)
+        feats = cfg.input.features
+        if feats.extractor is None and feats.root:  # features made by `affectkit features`: remember how
+            from ..data.tsl_features import read_extractor
+
+            spec = read_extractor(feats.root)
+            if spec is not None:
+                feats.extractor = spec.to_dict()  # saved with the checkpoints: predict computes the same features
+                if feats.dim is None:
+                    feats.dim = int(spec.feature_dim)
+                if spec.random_init:
+                    log.warning("localize: the features in %s come from a randomly initialised I3D (%s), not a "
+                                "Kinetics-trained one", feats.root, spec.i3d_weights)
+
+    def sample_loader(self, input_cfg, *, device: str = "cpu", allow_silent_audio: bool = False):
+        """The loader ``affectkit predict`` uses on a plain video: TSL features computed on the fly by the
+        extractor the training features came from (``input.features.extractor``)."""
+        from ..data.tsl_features import ExtractorSpec, UntrimmedVideoLoader
+
+        spec = input_cfg.features.extractor
+        if not spec:
+            raise ConfigError("this localize checkpoint does not record how its features were made "
+                              "(input.features.extractor is empty: its features folder had no extractor.json from "
+                              "`affectkit features`), so it cannot compute them from a video; retrain on features "
+                              "cached by `affectkit features`")
+        a = self._options()
+        return UntrimmedVideoLoader(ExtractorSpec.from_dict(dict(spec), where="input.features.extractor"),
+                                    rows=a["audio_rows"], bins=a["audio_bins"], frames_per_step=a["frames_per_step"],
+                                    device=device, allow_silent_audio=allow_silent_audio)
+
     def _options(self) -> dict[str, Any]:
         return self.model_args()
 
@@ -266,9 +297,19 @@ class LocalizationTask(Task):
                             "attention": round(float(act[t]), 6),
                             "probabilities": {c: round(float(cas[t, k]), 6) for k, c in enumerate(self.classes)}}
                            for t in range(res.pop("steps"))]
+        for seg in res["segments"]:
+            pol = self._polarity_of(seg["label"])
+            if pol:
+                seg["sentiment"] = pol
         best = max(res["video_score"], key=res["video_score"].get)
         res.update(label=best, confidence=round(res["video_score"][best], 6), probabilities=res["video_score"])
         return res
+
+    def _polarity_of(self, label: str) -> str | None:
+        """positive / negative of a segment label: the dataset's polarity map, else TSL-300's p / n."""
+        if self.polarity and label in self.polarity:
+            return self.polarity[label]
+        return {"p": "positive", "n": "negative", "positive": "positive", "negative": "negative"}.get(str(label).lower())
 
     def _segments_from_output(self, out, i, sps):
         from ..models.tsl_net import DEFAULT_CONFIG, OPTION_KEYS

@@ -507,8 +507,15 @@ def train(config: Config | str | os.PathLike | None = None, overrides: list[str]
             raise CheckpointError(f"{run_dir}: not a run folder to resume (no {RUN_CONFIG})")
         data = apply_overrides(yaml.safe_load(cfg_file.read_text(encoding="utf-8")), overrides)
         cfg = config_from_dict(data, where=str(cfg_file))
-        return Trainer(cfg, run_dir=run_dir, resume=True).fit()
+        return _fit(Trainer(cfg, run_dir=run_dir, resume=True))
     if config is None:
         raise ConfigError("train needs a config (or resume=<run folder>)")
     cfg = config if isinstance(config, Config) else load_config(config, overrides)
-    return Trainer(cfg).fit()
+    return _fit(Trainer(cfg))
+
+
+def _fit(trainer: Trainer) -> TrainResult:
+    try:
+        return trainer.fit()
+    finally:
+        ddp.teardown(trainer.dist)
