@@ -147,7 +147,7 @@ def run_one(variant: str, seed: int, args, db: dict, root: Path) -> dict:
     name = f"{variant}_s{seed}"
     run_dir = Path(args.out) / name
     overrides = [f"data.path={args.data}", f"output.root={args.out}", f"output.run_name={name}",
-                 "output.tensorboard=false", f"train.epochs={args.epochs}", f"train.seed={seed}",
+                 "output.tensorboard=false", *([f"train.epochs={args.epochs}"] if args.epochs else []), f"train.seed={seed}",
                  f"data.num_workers={args.workers}", *extra, *args.set]
     t0 = time.perf_counter()
     if args.reuse and (run_dir / "best").is_dir():
@@ -246,7 +246,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", required=True, help="synth.json of `affectkit data synth`")
     ap.add_argument("--out", default="/tmp/cten_runs")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=None, help="default: each config's own (12 for both synth configs)")
     ap.add_argument("--variants", nargs="+", default=["vaanet", "cten", "cten_classify"], choices=list(VARIANTS))
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run (e.g. model.args.width=8)")
     ap.add_argument("--workers", type=int, default=2)
