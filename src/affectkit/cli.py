@@ -515,6 +515,13 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- features
+def cmd_features(args) -> int:
+    from .data.tsl_features import run_from_args
+
+    return run_from_args(args)
+
+
 # -------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     from .demo import run_demo
@@ -640,6 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also open every listed media file and decode its first frame (audio: first samples); "
                         "list the missing and broken ones, exit status 1 if there are any")
     s.set_defaults(func=cmd_data_info)
+
+    s = sub.add_parser("features", help="cache TSL-Net inputs of untrimmed videos: I3D-RGB + aligned log-mel .npy per video")
+    _deferred_arguments(".data.tsl_features")(s)  # torch imported only when used
+    s.set_defaults(func=cmd_features)
 
     s = sub.add_parser("doctor", help="versions and optional parts available")
     s.set_defaults(func=cmd_doctor)

@@ -79,6 +79,9 @@ class FeaturesSection:
     dim: int | None = None  # expected D (a file with another is reported); null: any
     max_len: int | None = None  # at most this many rows (subsampled); null: all rows
     sampling: str = "random"  # random: random row in each of max_len equal parts in training, uniform in evaluation; uniform: always uniform
+    # how the features were made (localize: the <root>/extractor.json of `affectkit features`, copied into the
+    # checkpoint so that predict computes them from a video); null: unknown
+    extractor: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("dim", "max_len"):

@@ -12,6 +12,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -21,9 +22,11 @@ from affectkit.errors import MediaError
 
 __all__ = [
     "load_audio",
+    "iter_audio",
     "resample_audio",
     "mfcc",
     "log_mel",
+    "stream_log_mel",
     "mel_filterbank",
     "fit_length",
     "AudioFeatureSpec",
@@ -52,22 +55,18 @@ def _new_resampler(rate: int, mono: bool) -> av.AudioResampler:
     return av.AudioResampler(format="fltp", layout=None, rate=rate)  # keep the channel layout
 
 
-def load_audio(
+def iter_audio(
     path: str | os.PathLike,
     sample_rate: int = 44100,
     *,
     mono: bool = True,
     max_seconds: float | None = None,
-) -> np.ndarray:
-    """Decode the first audio stream of any media file (mp4, mkv, avi, mp3, wav, flac, ogg, ...).
-
-    Returns float32 samples in [-1, 1] at ``sample_rate``: shape ``(N,)`` when ``mono`` (channels
-    are downmixed by FFmpeg), else ``(channels, N)``. Decoding stops after ``max_seconds``.
-
-    Raises :class:`~affectkit.errors.MediaError` when the file is missing, empty, not decodable,
-    has no audio stream, or is truncated/corrupt so badly that no sample decodes (a partly
-    decodable file returns what decoded).
-    """
+) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of a media file chunk by chunk (what FFmpeg's resampler hands
+    out, a few thousand samples each): float32 ``(n,)`` (``mono``) or ``(channels, n)`` arrays in
+    [-1, 1] at ``sample_rate``, so a long recording never has to be in memory at once. Same
+    decoding, errors and ``max_seconds`` rule as :func:`load_audio` (which concatenates them);
+    the errors about the file itself are raised before the first chunk."""
     path = os.fspath(path)
     sample_rate = int(sample_rate)
     if sample_rate <= 0:
@@ -82,28 +81,32 @@ def load_audio(
         container = av.open(path, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
         raise MediaError(path, f"not a decodable media file ({_short_reason(err)})") from err
+    if not container.streams.audio:
+        container.close()
+        raise MediaError(path, "has no audio stream")
+    return _iter_audio(container, path, sample_rate, mono, max_seconds)
 
+
+def _iter_audio(container, path: str, sample_rate: int, mono: bool, max_seconds: float | None) -> Iterator[np.ndarray]:
     limit = None if max_seconds is None else max(0, int(math.ceil(max_seconds * sample_rate)))
-    channels = 1
-    chunks: list[np.ndarray] = []
     total = 0
     error: BaseException | None = None
     with container:
-        if not container.streams.audio:
-            raise MediaError(path, "has no audio stream")
         stream = container.streams.audio[0]
-        if not mono:
-            channels = max(1, stream.codec_context.channels or 1)
         resampler = _new_resampler(sample_rate, mono)
 
-        def take(frames) -> None:
+        def take(frames) -> Iterator[np.ndarray]:
             nonlocal total
             for out in frames:
-                arr = out.to_ndarray()
+                arr = out.to_ndarray().astype(np.float32, copy=False)
                 if mono:
-                    arr = arr.reshape(1, -1)
-                chunks.append(arr)
-                total += arr.shape[1]
+                    arr = arr.reshape(-1)
+                n = arr.shape[-1]
+                if limit is not None:
+                    arr = arr[..., : max(0, limit - total)]
+                total += n
+                if arr.shape[-1]:
+                    yield np.ascontiguousarray(arr)
 
         if limit != 0:
             bad = 0
@@ -120,30 +123,53 @@ def load_audio(
                     for frame in frames:
                         frame.pts = None  # let the resampler count samples (no gap filling)
                         try:
-                            take(resampler.resample(frame))
+                            out = resampler.resample(frame)
                         except ValueError:
                             # the input format changed mid-stream: flush, start a new resampler
-                            take(resampler.resample(None))
+                            yield from take(resampler.resample(None))
                             resampler = _new_resampler(sample_rate, mono)
-                            take(resampler.resample(frame))
+                            out = resampler.resample(frame)
+                        yield from take(out)
                     if limit is not None and total >= limit:
                         break
             except (av.FFmpegError, OSError) as err:  # the demuxer gave up: truncated file
                 error = err
             try:
-                take(resampler.resample(None))  # flush what the resampler holds back
+                yield from take(resampler.resample(None))  # flush what the resampler holds back
             except (av.FFmpegError, ValueError) as err:  # pragma: no cover - defensive
                 error = error or err
-
     if total == 0:
-        why = f" ({_short_reason(error)})" if error is not None else ""
         if limit == 0:
-            return np.zeros((0,) if mono else (channels, 0), dtype=np.float32)
+            return
+        why = f" ({_short_reason(error)})" if error is not None else ""
         raise MediaError(path, f"audio is truncated or corrupt: no sample could be decoded{why}")
-    wave = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if limit is not None:
-        wave = wave[:, :limit]
-    return np.ascontiguousarray(wave[0] if mono else wave)
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int = 44100,
+    *,
+    mono: bool = True,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Decode the first audio stream of any media file (mp4, mkv, avi, mp3, wav, flac, ogg, ...).
+
+    Returns float32 samples in [-1, 1] at ``sample_rate``: shape ``(N,)`` when ``mono`` (channels
+    are downmixed by FFmpeg), else ``(channels, N)``. Decoding stops after ``max_seconds``.
+    (:func:`iter_audio` gives the same samples chunk by chunk.)
+
+    Raises :class:`~affectkit.errors.MediaError` when the file is missing, empty, not decodable,
+    has no audio stream, or is truncated/corrupt so badly that no sample decodes (a partly
+    decodable file returns what decoded).
+    """
+    chunks = list(iter_audio(path, sample_rate, mono=mono, max_seconds=max_seconds))
+    if not chunks:  # max_seconds == 0
+        if mono:
+            return np.zeros((0,), dtype=np.float32)
+        with av.open(os.fspath(path), mode="r", metadata_errors="ignore") as c:
+            channels = max(1, c.streams.audio[0].codec_context.channels or 1)
+        return np.zeros((channels, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks, axis=-1), dtype=np.float32)
 
 
 def resample_audio(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -234,15 +260,16 @@ def _as_mono_wave(wave: np.ndarray) -> torch.Tensor:
 
 @torch.autocast("cpu", enabled=False)
 @torch.no_grad()
-def _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax) -> torch.Tensor:
+def _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, center: bool = True) -> torch.Tensor:
     """Mel power spectrogram (n_mels, frames), float32 (as librosa): centered, zero-padded,
-    periodic Hann window."""
+    periodic Hann window. ``center=False``: no padding, frame i starts at sample i * hop (the
+    caller has padded; :func:`stream_log_mel` feeds it consecutive pieces of one padded signal)."""
     if n_fft <= 0 or hop_length <= 0:
         raise ValueError(f"n_fft and hop_length must be > 0, got {n_fft}, {hop_length}")
     y = _as_mono_wave(wave)
     window = torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
     spec = torch.stft(y, n_fft, hop_length=hop_length, win_length=n_fft, window=window,
-                      center=True, pad_mode="constant", normalized=False, onesided=True,
+                      center=center, pad_mode="constant", normalized=False, onesided=True,
                       return_complex=True)
     power = spec.real.square() + spec.imag.square()
     basis = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float32))
@@ -274,6 +301,57 @@ def log_mel(
     Equals ``librosa.power_to_db(librosa.feature.melspectrogram(...), top_db=top_db).T``.
     """
     power = _mel_power(wave, sample_rate, n_fft, hop_length, n_mels, fmin, fmax)
+    return _power_to_db(power, top_db=top_db).T.contiguous().numpy().astype(np.float32)
+
+
+def stream_log_mel(
+    chunks: Iterable[np.ndarray],
+    sample_rate: int,
+    n_mels: int = 128,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    top_db: float | None = 80.0,
+    block_frames: int = 512,
+) -> np.ndarray:
+    """:func:`log_mel` of the concatenation of ``chunks`` (mono float waveform pieces, e.g. from
+    :func:`iter_audio`), computed block by block: only about ``block_frames`` hops of samples and
+    the (frames, n_mels) mel powers are held, never the whole waveform. Same frames and values as
+    ``log_mel(np.concatenate(chunks), ...)`` (the centred STFT's zero padding at both ends, and
+    the ``top_db`` floor relative to the loudest frame of the whole signal)."""
+    if n_fft <= 0 or hop_length <= 0:
+        raise ValueError(f"n_fft and hop_length must be > 0, got {n_fft}, {hop_length}")
+    half = n_fft // 2
+    pending = [np.zeros(half, dtype=np.float32)]  # the centred STFT's left padding
+    held = half
+    powers: list[torch.Tensor] = []
+    need = n_fft + max(1, int(block_frames) - 1) * hop_length  # samples of one block of frames
+
+    def emit(buf: np.ndarray, frames: int) -> None:
+        powers.append(_mel_power(buf[: n_fft + (frames - 1) * hop_length], sample_rate, n_fft, hop_length,
+                                 n_mels, fmin, fmax, center=False))
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if not chunk.size:
+            continue
+        pending.append(chunk)
+        held += chunk.size
+        if held < need:
+            continue
+        buf = np.concatenate(pending)
+        frames = 1 + (buf.size - n_fft) // hop_length
+        emit(buf, frames)
+        rest = buf[frames * hop_length:]
+        pending, held = [rest], rest.size
+    pending.append(np.zeros(n_fft - half, dtype=np.float32))  # the right padding
+    buf = np.concatenate(pending)
+    if buf.size >= n_fft:
+        emit(buf, 1 + (buf.size - n_fft) // hop_length)
+    if not powers:  # no samples at all: one frame of silence, as log_mel of an empty wave
+        return log_mel(np.zeros(1, np.float32), sample_rate, n_mels, n_fft, hop_length, fmin, fmax, top_db)
+    power = torch.cat(powers, dim=1)
     return _power_to_db(power, top_db=top_db).T.contiguous().numpy().astype(np.float32)
 
 
