@@ -63,6 +63,21 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- gait-cv
+def cmd_gait_cv(args) -> int:
+    from .engine.gait import cross_validate, format_cross_validation
+
+    result = cross_validate(args.config, args.override, folds=args.folds)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_cross_validation(result) + (f"\nwrote {args.out}" if args.out else ""))
+    return 0
+
+
 # ------------------------------------------------------------------------------- eval-localization
 def cmd_eval_localization(args) -> int:
     from .metrics_localization import evaluate_localization, format_report, parse_thresholds
@@ -602,6 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the full result as JSON")
     s.add_argument("--strict-videos", action="store_true", help="error on predictions for videos not in the ground truth (default: false positives)")
     s.set_defaults(func=cmd_eval_localization)
+
+    s = sub.add_parser("gait-cv", help="gait: the k-fold protocol (one training per test fold), mean and spread of the test accuracy")
+    s.add_argument("config", help="a gait config, e.g. gait/bpm_gcn_egait.yaml")
+    s.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. data.path=features.h5 (repeatable)")
+    s.add_argument("--folds", type=int, default=5, help="number of stratified folds (default 5)")
+    s.add_argument("--out", help="also write the full result (every fold's test metrics) as JSON here")
+    s.add_argument("--json", action="store_true", help="print the full result as JSON instead of the table")
+    s.set_defaults(func=cmd_gait_cv)
 
     s = sub.add_parser("predict", help="run a checkpoint on video (or audio) files: one, several, folders, glob patterns")
     s.add_argument("videos", nargs="+", metavar="FILE_DIR_OR_GLOB",

@@ -81,7 +81,8 @@ def test_losses_are_two_cross_entropies_and_the_masked_affective_mse(gaits):
 
 def test_bpm_gcn_learns_the_synthetic_gaits(gaits, tmp_path):
     result = train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
-                                               "train.epochs=12", "train.lr=0.05", "train.step_size=9",
+                                               "model.args.base_width=4", "train.epochs=12", "train.lr=0.05",
+                                               "train.step_size=9",
                                                "data.test_fraction=0.25", "output.run_name=learn"])
     test = evaluate(result.best_dir, split="test")
     assert test["num_samples"] == 40
@@ -91,21 +92,26 @@ def test_bpm_gcn_learns_the_synthetic_gaits(gaits, tmp_path):
     assert result.best_epoch is not None
 
 
-def test_predict_on_a_skeleton_npy_file(gaits, tmp_path):
+@pytest.fixture(scope="module")
+def one_epoch(gaits, tmp_path_factory):
+    return train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path_factory.mktemp('runs')}",
+                                             *TINY, "train.epochs=1", "output.run_name=one"])
+
+
+def test_predict_on_a_skeleton_npy_file(gaits, one_epoch, tmp_path):
     from affectkit.data.gait import read_gait_features
     from affectkit.deploy.predictor import Predictor
 
-    result = train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
-                                               "train.epochs=1", "output.run_name=one"])
     x = next(iter(read_gait_features(gaits).values()))  # (T, 16, 3)
     npy = tmp_path / "walk.npy"
     np.save(npy, x.reshape(len(x), 48))
-    p = Predictor(result.best_dir)
+    p = Predictor(one_epoch.best_dir)
     assert p.input_keys == ("skeleton",)
     out = p.predict(npy)
     assert out["label"] in GAIT_CLASSES and set(out["probabilities"]) == set(GAIT_CLASSES)
     assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert out["label_posture"] in GAIT_CLASSES and out["label_movement"] in GAIT_CLASSES
+    assert "windows" not in out and out["skeleton_frames"] == len(x)
     json.dumps(out)
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 47)))
@@ -113,15 +119,65 @@ def test_predict_on_a_skeleton_npy_file(gaits, tmp_path):
         p.predict(bad)
 
 
-def test_cross_validation_trains_one_run_per_fold(gaits, tmp_path):
-    from affectkit.engine.gait import cross_validate
+def test_predict_on_a_long_walk_classifies_48_frame_windows(one_epoch, tmp_path):
+    """A gait-length file (< 96 frames) is read exactly as in training; a long walk is cut into
+    48-frame windows (hop 24, the last one aligned to the end) whose probabilities are averaged."""
+    from affectkit.data.gait import preprocess_gait
+    from affectkit.data.synth_gait import _subject, animate
+    from affectkit.deploy.predictor import Predictor
+    from affectkit.registry import create_model  # noqa: F401  (the model registry)
 
-    cv = cross_validate("gait/agcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
-                                                 "model.args.base_width=4", "train.epochs=1", "output.run_name=cv"], folds=2)
+    rng = np.random.default_rng(0)
+    walk = animate("Sad", _subject(rng), rng, 200, 30.0, 1.0, 0.004)  # 200 frames: 6.7 s at 30 fps
+    walk = walk + np.array([0.0, 0.0, -0.5]) * np.arange(200)[:, None, None] / 30  # walking forward: not root-centred
+    np.save(tmp_path / "long.npy", walk)
+    p = Predictor(one_epoch.best_dir)
+    out = p.predict(tmp_path / "long.npy")
+    starts = [0, 24, 48, 72, 96, 120, 144, 152]
+    assert out["windows"] == 8 and [e["start_frame"] for e in out["timeline"]] == starts
+    assert [e["end_frame"] for e in out["timeline"]] == [a + 48 for a in starts]
+    assert out["timeline"][1]["start"] == pytest.approx(24 / 30, abs=1e-3) and out["duration"] == pytest.approx(200 / 30, abs=1e-3)
+    centred = walk - walk[:, :1]
+    model = p.model
+    with torch.no_grad():
+        wins = torch.from_numpy(np.stack([centred[a:a + 48] for a in starts]).transpose(0, 3, 1, 2).copy())
+        probs = torch.softmax(model(skeleton=wins).logits, -1)
+    assert [out["timeline"][k]["probabilities"][c] for k in range(8) for c in GAIT_CLASSES] == pytest.approx(
+        probs.reshape(-1).tolist(), abs=1e-5)
+    assert [out["probabilities"][c] for c in GAIT_CLASSES] == pytest.approx(probs.mean(0).tolist(), abs=1e-5)
+    # the training preprocessing instead (one gait, every 200 // 48 = 4th frame), on request
+    p.set_audio_hop(enabled=False)
+    one = p.predict(tmp_path / "long.npy")
+    coords, _ = preprocess_gait(centred)
+    with torch.no_grad():
+        want = torch.softmax(model(skeleton=torch.from_numpy(coords.transpose(2, 0, 1).copy())[None]).logits, -1)[0]
+    assert "windows" not in one and [one["probabilities"][c] for c in GAIT_CLASSES] == pytest.approx(want.tolist(), abs=1e-5)
+    # a file of a gait's length (< 96 frames) is one gait, as in training: its first 48 frames
+    np.save(tmp_path / "short.npy", walk[:80])
+    short = Predictor(one_epoch.best_dir).predict(tmp_path / "short.npy")
+    with torch.no_grad():
+        want = torch.softmax(model(skeleton=torch.from_numpy(centred[:48].transpose(2, 0, 1).copy())[None]).logits, -1)[0]
+    assert "windows" not in short and [short["probabilities"][c] for c in GAIT_CLASSES] == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_gait_cv_command_runs_the_k_fold_protocol(gaits, tmp_path, capsys):
+    from affectkit.cli import main
+
+    out = tmp_path / "cv.json"
+    rc = main(["gait-cv", "gait/agcn_synth.yaml", "-o", f"data.path={gaits}", "-o", f"output.root={tmp_path}",
+               *[a for o in TINY for a in ("-o", o)], "-o", "model.args.base_width=4", "-o", "train.epochs=1",
+               "-o", "output.run_name=cv", "--folds", "2", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    cv = json.loads(out.read_text())
     assert [f["fold"] for f in cv["folds"]] == [0, 1]
     assert [f["test"]["num_samples"] for f in cv["folds"]] == [80, 80]  # each fold tests on half of the 160
-    assert cv["accuracy_mean"] == pytest.approx(np.mean([f["test"]["accuracy"] for f in cv["folds"]]))
+    accs = [f["test"]["accuracy"] for f in cv["folds"]]
+    assert cv["accuracy_mean"] == pytest.approx(np.mean(accs)) and cv["accuracy_std"] == pytest.approx(np.std(accs))
     assert all(f["run_dir"].endswith(f"cv-fold{f['fold']}") for f in cv["folds"])
+    assert f"2-fold test accuracy: {cv['accuracy_mean']:.4f} +- {cv['accuracy_std']:.4f}" in text
+    assert main(["gait-cv", "gait/agcn_synth.yaml", "-o", f"data.path={gaits}", "--folds", "1"]) == 2
+    assert "folds 1: expected an integer >= 2" in capsys.readouterr().err
 
 
 def test_a_fresh_process_finds_the_gait_task_from_the_data_format(gaits):

@@ -1,5 +1,5 @@
 """Synthetic emotional gaits: procedurally animated walking skeletons in the Emotion-Gait joint order
-(:data:`affectkit.data.gait.JOINTS`; y up, z forward, root-centred like the real files), written as an
+(:data:`affectkit.data.gait.JOINTS`; y up, the walker facing -z, root-centred like the real files), written as an
 Emotion-Gait features/labels HDF5 pair (native label coding 0 Angry, 1 Neutral, 2 Happy, 3 Sad).
 
 The emotion is carried by the walking style, in two crossed factors plus weaker cues:
@@ -14,8 +14,15 @@ arm swing, and every gait its own phase, length (36..75 frames at 30 fps) and se
 factor splits the four classes into the same two pairs, a single summary statistic (mean joint speed,
 mean head height, stride length) cannot tell the four apart (``tests/data/test_gait.py`` checks that a
 1-D classifier of each stays under 60 %): a model must combine posture and movement over time.
-``difficulty``: ``easy`` (style effects x1.6), ``default`` (x1), ``hard`` (x0.6), or a number in
-[0, 1] (0 = easy, 0.5 = default, 1 = hard).
+``difficulty`` scales the style effects against the subject and gait variation: ``easy`` (x1.6),
+``default`` (x0.6), ``hard`` (x0.35), or a number in [0, 1] (0 = easy, 0.5 = default, 1 = hard;
+linear in between). The default was x1.0 before; at that strength a logistic regression on six
+summary statistics (mean speed, mean acceleration, head height and forwardness, stride, hand sway)
+classified 98 % of held-out gaits and a small 2s-AGCN reached 100 % test accuracy, too close to the
+ceiling to tell methods apart; at x0.6 the same six statistics give 82 %.
+
+Axes as in the real Emotion-Gait files (measured on ``sample_features.h5``): y up, the walker faces
+-z (the head leans towards -z), its left side at -x; root-centred.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import numpy as np
 from .gait import EGAIT_NATIVE, GAIT_CLASSES
 
 # per class: (fast tempo, head down, jerky); tempo and carriage cross so each single cue pairs classes
+GENERATOR_VERSION = 2  # 2: default difficulty x0.6 (was x1.0), the real files' facing (-z)
 STYLE = {"Happy": (1.0, 0.0, 0.15), "Angry": (0.85, 1.0, 1.0), "Neutral": (0.0, 0.0, 0.0), "Sad": (0.0, 1.0, 0.0)}
 
 
@@ -43,7 +51,7 @@ class SynthGaitConfig:
     def strength(self) -> float:
         d = self.difficulty
         if isinstance(d, str):
-            presets = {"easy": 1.6, "default": 1.0, "hard": 0.6}
+            presets = {"easy": 1.6, "default": 0.6, "hard": 0.35}
             if d in presets:
                 return presets[d]
             try:
@@ -53,7 +61,7 @@ class SynthGaitConfig:
         if not 0.0 <= float(d) <= 1.0:
             raise ValueError(f"difficulty {d!r}: a number must be in [0, 1]")
         d = float(d)
-        return 1.6 - 1.2 * d if d <= 0.5 else 1.0 - 0.8 * (d - 0.5)
+        return 1.6 - 2.0 * d if d <= 0.5 else 0.6 - 0.5 * (d - 0.5)
 
 
 def _subject(rng: np.random.Generator) -> dict:
@@ -93,7 +101,7 @@ def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps
     x[:, 3] = x[:, 2] + up(subj["head"], lean_t + pitch + jitter())
     # shoulders: beside the neck, lowered and brought forward when hunched; slight counter-rotation
     twist = 0.04 * np.sin(phase)
-    for side, i in ((1, 4), (-1, 7)):  # left +x, right -x
+    for side, i in ((1, 4), (-1, 7)):  # built with left at +x (turned at the end)
         x[:, i] = x[:, 2] + np.stack([side * subj["sh_w"] * np.ones(frames), -0.03 * subj["scale"] - hunch * np.ones(frames),
                                       hunch + side * twist * subj["sh_w"]], -1)
     # hips
@@ -115,6 +123,8 @@ def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps
         x[:, hand] = x[:, el] + down_vec(subj["fore"], al + bend)
     x[:, 1:] += rng.normal(0, noise, size=x[:, 1:].shape)
     x[:, 0] = 0.0  # root-centred, as Emotion-Gait
+    x[:, :, 0] *= -1.0  # built facing +z with the left side at +x; turned 180 degrees about y (up) to the
+    x[:, :, 2] *= -1.0  # real files' axes: facing -z, left side at -x
     return x.astype(np.float32)
 
 
@@ -130,6 +140,7 @@ def generate_gait(out_dir, cfg: SynthGaitConfig | None = None, *, overwrite: boo
     out.mkdir(parents=True, exist_ok=True)
     feats, labs, meta = out / "features.h5", out / "labels.h5", out / "synth_gait.json"
     options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    options["generator"] = GENERATOR_VERSION  # a set written by an older generator is rewritten
     if not overwrite and feats.is_file() and labs.is_file() and meta.is_file():
         try:
             if json.loads(meta.read_text()) == options:

@@ -171,31 +171,182 @@ class GaitTask(ClassificationTask):
         out.update({k: metrics[k] for k in ("accuracy_posture", "accuracy_movement") if k in metrics})
         return out
 
+    def sample_loader(self, input_cfg, **_):
+        """What ``predict`` (:class:`~affectkit.deploy.predictor.Predictor`) reads for a gait model:
+        :class:`GaitFileLoader` (skeleton files and videos)."""
+        return GaitFileLoader(input_cfg, frames=self.frames)
+
     def format_prediction(self, sample, out, i=0):
-        """Label, confidence and probabilities of the averaged logits, plus each stream's label."""
+        """Label, confidence and probabilities of the averaged logits, plus each stream's label. A long
+        walk (``sample["windows"]``, see :class:`GaitFileLoader`): the mean of the windows'
+        probabilities (:meth:`pool_windows`), each stream's label from the mean of its windows'
+        probabilities, and each timeline entry with its frames (``start_frame``, ``end_frame``)."""
         result = super().format_prediction(sample, out, i)
+        ex = out.extras or {}
+        windows = int(sample.get("windows") or 0)
         for key, name in (("logits_posture", "posture"), ("logits_movement", "movement")):
-            if key in (out.extras or {}):
-                result[f"label_{name}"] = self.classes[int(out.extras[key][i].argmax())]
+            if key not in ex:
+                continue
+            if windows:
+                if ex[key].shape[0] == windows:
+                    result[f"label_{name}"] = self.classes[int(torch.softmax(ex[key].float(), -1).mean(0).argmax())]
+            else:
+                result[f"label_{name}"] = self.classes[int(ex[key][i].argmax())]
+        if windows and "window_frames" in sample:
+            for entry, (a, b) in zip(result["timeline"], sample["window_frames"]):
+                entry["start_frame"], entry["end_frame"] = int(a), int(b)
+        for key in ("skeleton_frames", "frame_step", "pose"):
+            if key in sample:
+                result[key] = sample[key]
         return result
+
+
+SKELETON_FPS = 30.0  # assumed frame rate of a skeleton file (for the seconds of the timeline): the synthetic set's
+
+
+class GaitFileLoader:
+    """``predict``'s reader for the gait models: one file -> one sample.
+
+    - a skeleton file (``.npy``, ``.npz``, ``.csv``, ``.h5``: whatever
+      :func:`~affectkit.data.modalities.read_skeleton` reads, ``(T, 16, 3)`` or ``(T, 48)``) goes straight
+      in; a video (any other extension) goes through the pose front end
+      (:func:`affectkit.data.pose.video_to_gait`, needs ``affectkit[pose]``);
+    - the sequence is centred on the root joint (the Emotion-Gait files already are) and, with
+      ``frame_step`` > 1, every ``frame_step``-th frame is kept (5 for a model trained on ELMD's
+      240-frame clips, which the training preprocessing sub-samples to 48 frames with step 5);
+    - up to ``2 * frames - 1`` frames (95) it is one gait, preprocessed exactly as in training and
+      evaluation (:func:`~affectkit.data.gait.preprocess_gait`: the first 48 frames, zero-padded);
+    - a longer sequence is a long walk: it is cut into windows of ``frames`` (48) frames with a hop of
+      ``hop`` frames (default 24; the last window aligned to the end), each window classified, and the
+      result is the mean of the windows' probabilities with one timeline entry per window (its seconds
+      at the video's frame rate, or :data:`SKELETON_FPS` for a skeleton file, and its frames);
+      ``set_windows(enabled=False)`` (the Predictor's ``set_audio_hop(enabled=False)``) reads a long
+      file as training does instead: one gait sub-sampled with step ``T // 48``.
+
+    Why not the training preprocessing's sub-sampling (step ``T // 48`` for ``T >= 96``) on a long
+    walk: it squeezes any length into 48 frames, so the speed the movement stream sees would change
+    with the file's length (a 10-second walk at 30 fps would be read every 6th frame); the windows keep
+    the frame rate the model was trained at."""
+
+    def __init__(self, input_cfg, *, frames: int, hop: int | None = None, frame_step: int = 1):
+        self.cfg = input_cfg.skeleton
+        self.frames = int(frames)
+        self.hop = int(hop) if hop else max(1, self.frames // 2)
+        self.frame_step = int(frame_step)
+        if self.frame_step < 1 or self.hop < 1:
+            raise ConfigError(f"gait predict: frame_step {frame_step!r} and hop {hop!r} must be integers >= 1")
+        self.skeleton_fps = SKELETON_FPS
+
+    def set_windows(self, hop_seconds: float | None = None, *, enabled: bool = True) -> None:
+        """The Predictor's window setter: ``hop_seconds`` at :data:`SKELETON_FPS` (None: half a window)."""
+        self.hop = max(1, int(round(hop_seconds * self.skeleton_fps))) if hop_seconds else max(1, self.frames // 2)
+        self.windowed = enabled
+
+    windowed = True
+
+    def read(self, path: str) -> tuple[np.ndarray, float, dict | None]:
+        """``((T, 16, 3), fps, pose info or None)`` of a skeleton file or a video."""
+        from pathlib import Path
+
+        from ..data.modalities import SKELETON_EXTENSIONS, read_skeleton
+
+        if Path(path).suffix.lower() in SKELETON_EXTENSIONS:
+            return read_skeleton(path, num_joints=self.cfg.num_joints, channels=self.cfg.channels), self.skeleton_fps, None
+        from ..data.pose import video_to_gait
+
+        x, info = video_to_gait(path)
+        return x, info["fps"] or self.skeleton_fps, info
+
+    def load(self, path: str, audio_path: str | None = None) -> dict[str, Any]:
+        from ..data.gait import NUM_JOINTS, preprocess_gait
+
+        x, fps, pose = self.read(path)
+        if x.shape[1] != NUM_JOINTS:
+            raise MediaError(path, f"skeleton of {x.shape[1]} joints: the gait models take the 16 Emotion-Gait joints")
+        x = x - x[:, :1]  # root-centred, as the Emotion-Gait files
+        if self.frame_step > 1:
+            x = x[::self.frame_step]
+        t = x.shape[0]
+        step_fps = fps / self.frame_step
+        sample: dict[str, Any] = {"path": path, "duration": t / step_fps, "skeleton_frames": int(t * self.frame_step),
+                                  "frame_step": self.frame_step}
+        if pose is not None:
+            sample["fps"] = fps
+            sample["pose"] = {k: pose[k] for k in ("num_frames", "pose_frames", "first_frame", "last_frame")}
+        if t < 2 * self.frames or not self.windowed:
+            coords, n = preprocess_gait(x, self.frames)  # as training: < 96 frames: the first 48, else step T // 48
+            skel = torch.from_numpy(np.ascontiguousarray(coords.transpose(2, 0, 1)))
+            mask = torch.zeros(self.frames, dtype=torch.bool)
+            mask[:n] = True
+            sample.update({"skeleton": skel, "skeleton_mask": mask, "skeleton_length": int(n)})
+            return sample
+        starts = list(range(0, t - self.frames + 1, self.hop))
+        if starts[-1] != t - self.frames:
+            starts.append(t - self.frames)
+        wins = np.stack([x[a:a + self.frames] for a in starts])  # (W, frames, 16, 3)
+        sample.update({"skeleton": torch.from_numpy(np.ascontiguousarray(wins.transpose(0, 3, 1, 2))),
+                       "skeleton_mask": torch.ones(len(starts), self.frames, dtype=torch.bool),
+                       "skeleton_length": torch.full((len(starts),), self.frames, dtype=torch.long),
+                       "windows": len(starts),
+                       "snippet_times": torch.tensor([[a / step_fps, (a + self.frames) / step_fps] for a in starts],
+                                                     dtype=torch.float64),
+                       "window_frames": [(a * self.frame_step, (a + self.frames) * self.frame_step) for a in starts]})
+        return sample
 
 
 def cross_validate(config, overrides: list[str] | None = None, *, folds: int = 5) -> dict[str, Any]:
     """The k-fold protocol of the paper (Table III): train one run per test fold (``data.fold``), each
-    choosing its epoch on its own validation split, and return every fold's test metrics with the mean
-    and standard deviation of the test accuracy. Run names get a ``-fold<k>`` suffix."""
+    choosing its epoch on its own validation split (carved from that fold's training part), and return
+    every fold's test metrics with the mean and spread of the test accuracy (and of macro F1 and the
+    per-stream accuracies where the model has them): ``accuracy_std`` is the population standard
+    deviation over the folds, ``accuracy_sample_std`` the sample one (n - 1). Run names get a
+    ``-fold<k>`` suffix (``output.run_name``, default ``<config>-cv-<time>``). ``affectkit gait-cv``
+    is this function on the command line."""
+    import time
+    from pathlib import Path
+
     from .evaluate import evaluate
     from .trainer import train
 
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"folds {folds!r}: expected an integer >= 2")
     overrides = list(overrides or [])
     name = next((o.split("=", 1)[1] for o in overrides if o.startswith("output.run_name=")), None)
+    if not name:
+        stem = Path(str(config)).stem if config is not None else "gait"
+        name = f"{stem}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = [o for o in overrides if not o.startswith(("output.run_name=", "data.fold=", "data.folds="))]
     runs = []
     for k in range(folds):
-        extra = [f"data.fold={k}", f"data.folds={folds}"] + ([f"output.run_name={name}-fold{k}"] if name else [])
-        result = train(config, [o for o in overrides if not o.startswith("output.run_name=")] + extra)
+        result = train(config, base + [f"data.fold={k}", f"data.folds={folds}", f"output.run_name={name}-fold{k}"])
         test = evaluate(result.best_dir, split="test")
         runs.append({"fold": k, "run_dir": str(result.run_dir), "best_epoch": result.best_epoch,
                      "test": {m: v for m, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
                      "per_class_accuracy": test.get("per_class_accuracy")})
-    acc = np.array([r["test"].get("accuracy", np.nan) for r in runs], dtype=np.float64)
-    return {"folds": runs, "accuracy_mean": float(np.nanmean(acc)), "accuracy_std": float(np.nanstd(acc))}
+    out: dict[str, Any] = {"config": str(config), "folds": runs, "num_folds": folds}
+    for metric in ("accuracy", "macro_f1", "accuracy_posture", "accuracy_movement"):
+        vals = np.array([r["test"].get(metric, np.nan) for r in runs], dtype=np.float64)
+        if np.isnan(vals).all():
+            continue
+        out[f"{metric}_mean"] = float(np.nanmean(vals))
+        out[f"{metric}_std"] = float(np.nanstd(vals))
+        if metric == "accuracy":
+            out["accuracy_sample_std"] = float(np.nanstd(vals, ddof=1)) if folds > 1 else 0.0
+    return out
+
+
+def format_cross_validation(result: dict[str, Any]) -> str:
+    """A small table of :func:`cross_validate`'s result: one line per fold, then mean +- std."""
+    lines = [f"{'fold':>4}  {'test acc':>8}  {'macro F1':>8}  {'samples':>7}  best epoch  run"]
+    for r in result["folds"]:
+        t = r["test"]
+        f1 = t.get("macro_f1")
+        lines.append(f"{r['fold']:>4}  {t.get('accuracy', float('nan')):8.4f}  "
+                     f"{f1 if f1 is not None else float('nan'):8.4f}  {int(t.get('num_samples', 0)):>7}  "
+                     f"{str(r['best_epoch']):>10}  {r['run_dir']}")
+    lines.append(f"{result['num_folds']}-fold test accuracy: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f} "
+                 f"(std over folds; sample std {result['accuracy_sample_std']:.4f})")
+    for m in ("macro_f1", "accuracy_posture", "accuracy_movement"):
+        if f"{m}_mean" in result:
+            lines.append(f"  {m}: {result[f'{m}_mean']:.4f} +- {result[f'{m}_std']:.4f}")
+    return "\n".join(lines)
