@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tsl_synth_eval import cpu_model  # noqa: E402
+from affectkit.deploy.accel import cpu_model
 
 
 def timed(fn, repeats: int) -> list[float]:

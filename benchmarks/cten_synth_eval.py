@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -272,7 +271,9 @@ def main(argv=None) -> dict:
         for v in args.variants:
             runs.append(run_one(v, s, args, db, root))
             (Path(args.out) / "cten_synth_eval.partial.json").write_text(json.dumps(runs, indent=2))  # after each run
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    from affectkit.deploy.accel import cpu_model
+
+    cpu = cpu_model()
     report = {"data": args.data, "classes": data["labels"], "videos": counts, "epochs": args.epochs, "seeds": args.seeds,
               "set": args.set, "cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
               "summary": summarise(runs), "runs": runs}

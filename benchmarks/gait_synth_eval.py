@@ -18,23 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from affectkit.deploy.accel import cpu_model  # the CPU model name, as affectkit doctor reports it
+
 MODELS = {"bpm_gcn": "gait/bpm_gcn_synth.yaml", "agcn": "gait/agcn_synth.yaml"}
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _run(job: dict) -> dict:
