@@ -79,7 +79,7 @@ class Predictor:
         self.polarity: dict[str, str] | None = self.config.get("polarity")
         self.task = build_task(cfg, self.classes, self.polarity)  # formats the results
         self.input_keys = model_input_keys(self.model)
-        own_loader = getattr(self.task, "sample_loader", None)  # a task that reads videos its own way (localize)
+        own_loader = self.task.sample_loader  # a task that reads its files its own way (Task.sample_loader)
         self.loader = own_loader(cfg.input, device=device, allow_silent_audio=allow_silent_audio) if own_loader \
             else make_loader(cfg.input, self.input_keys, train=False)
         self.set_audio_hop(None)  # audio-only models: slide their window over the whole recording

@@ -68,6 +68,11 @@ class Task:
     name = ""
     select_metric = ""  # the default metric that picks the best checkpoint on validation
     select_mode = "max"  # max | min
+    # the loader that predict, the batch runner and the service use on one input file, when the task reads
+    # files its own way: a callable (input_cfg, *, device=..., allow_silent_audio=...) -> loader, as
+    # localize (features computed from a video) and gait (skeleton files, pose from video) define it;
+    # None: the shared make_loader over the model's input_keys
+    sample_loader = None
 
     def __init__(self, cfg: Config, classes: list[str], polarity: dict[str, str] | None = None):
         self.cfg, self.classes, self.polarity = cfg, list(classes), polarity
