@@ -52,6 +52,14 @@ def cmd_train(args) -> int:
         print(f"run: {result.run_dir}")
         print(f"best checkpoint: {result.best_dir} (epoch {result.best_epoch}, "
               f"validation {result.select_metric} {result.best_metric})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # under torchrun: everything is written (checkpoints fsynced, logs closed) and the process group left;
+        # end here, without C++ static destructors, which can still abort on gloo's threads at interpreter
+        # exit ("terminate called without an active exception") and turn a finished run into a failed one
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
 import hashlib
 import inspect
 import json
@@ -515,7 +516,13 @@ def train(config: Config | str | os.PathLike | None = None, overrides: list[str]
 
 
 def _fit(trainer: Trainer) -> TrainResult:
+    info = trainer.dist
     try:
         return trainer.fit()
     finally:
-        ddp.teardown(trainer.dist)
+        if info.enabled:
+            # drop the DDP wrapper (its reducer holds the gloo group), loaders and optimiser first, so that
+            # leaving the group stops gloo's threads now rather than at interpreter exit
+            vars(trainer).clear()
+            gc.collect()
+        ddp.teardown(info)
