@@ -136,7 +136,10 @@ def test_train_step_runs_three_views_with_gradients(erase_on, erase_audio):
     key = "video_features" if erase_on == "features" else "video"
     assert all(key in c for c in calls)
     assert not torch.equal(calls[0][key], calls[2][key])  # the key view differs from the original
-    assert torch.equal(calls[0]["audio"], calls[1]["audio"]) != erase_audio  # audio erased only when asked
+    if erase_audio:  # the views' audio windows re-ordered, each pass runs the audio stream
+        assert all("audio" in c for c in calls) and not torch.equal(calls[0]["audio"], calls[2]["audio"])
+    else:  # one audio stream pass feeds the three views
+        assert all("audio" not in c and c["audio_features"] is calls[0]["audio_features"] for c in calls)
     assert out.logs["loss"] == pytest.approx((out.logs["loss_original"] + out.logs["loss_context"] + out.logs["loss_key"]) / 3)
     out.loss.backward()
     assert all(p.grad is None for p in model.trunk.parameters())
@@ -319,3 +322,88 @@ def test_train_step_with_faithful_views(tmp_path, erase_on):
     assert model.classifier.weight.grad is not None
     with pytest.raises(ConfigError, match="erase_views"):
         CTENVisual(depth=10, width=4, seq_len=4, snippet_duration=4, sample_size=32, nonlocal_dim=8, erase_views="slow")
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimised step (the unerased audio computed once for the three views) against a plain one
+def _reference_step(model, batch, loss_fn):
+    """The training step written out the plain way: three full forward calls, each running the
+    audio stream on its own audio (the erased one with erase_audio)."""
+    inputs = {"video": batch["video"], "audio": batch["audio"]}
+    if model.erase_on == "features" and model.frozen_trunk:
+        inputs = {"video_features": model.trunk_features(batch["video"]), "audio": batch["audio"]}
+    out = model(**inputs)
+    losses = [loss_fn(out.logits.float(), batch["label"])]
+    for mask in erase_masks(out.temporal_attention.detach().float(), model.erase_threshold):
+        idx = view_indices(mask)
+        view = {k: gather_snippets(v, idx) for k, v in inputs.items() if k in ("video", "video_features")}
+        view["audio"] = gather_audio(batch["audio"], idx) if model.erase_audio else batch["audio"]
+        losses.append(loss_fn(model(**view).logits.float(), batch["label"]))
+    return (losses[0] + losses[1] + losses[2]) / 3.0
+
+
+@pytest.mark.parametrize("args", [
+    dict(erase_on="features"),  # the full-size default: frozen trunk (train-mode BatchNorm), features gathered
+    dict(erase_on="features", frozen_trunk=False),  # the synthetic config: trainable trunk, pixel snippets re-run
+    dict(erase_on="video", trunk_bn="frozen"),
+    dict(erase_on="features", erase_audio=True),  # erased audio: three audio passes, as before
+])
+def test_optimised_step_equals_the_plain_computation(args):
+    import copy
+
+    torch.manual_seed(0)
+    model = CTEN(depth=10, width=4, seq_len=4, snippet_duration=4, sample_size=32, nonlocal_dim=8, num_classes=3,
+                 audio_width=4, audio_frames=16, audio_bins=8, heads=2, dropout=0.3, **args)
+    with torch.no_grad():
+        model.temporal_attention.fc.bias.copy_(torch.tensor([0.1, 2.0, 0.2, 0.1]))  # a non-constant attention
+    ref = copy.deepcopy(model).train()
+    model.train()
+    batch = _tiny_batch(model)
+    batch["audio"] = batch["audio"] * 3
+    task = _task()
+    audio_calls = []
+    model.audio_net.register_forward_hook(lambda *a: audio_calls.append(1))
+    torch.manual_seed(1)  # the same dropout draws for both
+    out = task.train_step(model, batch)
+    assert len(audio_calls) == (3 if model.erase_audio else 1)
+    out.loss.backward()
+    torch.manual_seed(1)
+    want = _reference_step(ref, batch, task.loss_fn)
+    want.backward()
+    assert abs(float(out.loss.detach()) - float(want.detach())) <= 1e-6
+    grads = dict(ref.named_parameters())
+    for name, p in model.named_parameters():
+        q = grads[name]
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            err = float((p.grad - q.grad).abs().max()) / max(1.0, float(q.grad.abs().max()))
+            # the audio stream: float32 rounding of the views' gradients summed before (not after) its
+            # backward (largest seen: 1.1e-6 of the largest gradient, in conv1's weight); the rest: 1e-6
+            tol = 1e-5 if name.startswith(("audio_net.", "audio_proj.", "audio_nonlocal.")) else 1e-6
+            assert err <= tol, (name, err)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.audio_net.parameters())
+    bufs = dict(ref.named_buffers())
+    for name, b in model.named_buffers():  # BatchNorm running statistics: as after three audio passes
+        assert torch.allclose(b.float(), bufs[name].float(), rtol=1e-6, atol=1e-7), name
+    assert int(model.audio_proj[1].num_batches_tracked) == int(ref.audio_proj[1].num_batches_tracked) == 3
+
+
+def test_audio_stream_passes_update_the_statistics_as_repeated_calls():
+    torch.manual_seed(0)
+    import copy
+
+    model = CTEN(depth=10, width=4, seq_len=4, snippet_duration=4, sample_size=32, nonlocal_dim=8, num_classes=3,
+                 audio_width=4, audio_frames=16, audio_bins=8, heads=2).train()
+    ref = copy.deepcopy(model)
+    audio = torch.randn(3, 16, 8) * 5
+    once = model.audio_stream(audio, passes=3)
+    for _ in range(3):
+        want = ref.audio_stream(audio)
+    assert torch.equal(once, want)
+    bufs = dict(ref.named_buffers())
+    for name, b in model.named_buffers():
+        assert torch.equal(b, bufs[name]), name
+    model.eval()  # eval mode: the statistics are not touched
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    model.audio_stream(audio, passes=3)
+    assert all(torch.equal(v, before[k]) for k, v in model.named_buffers())

@@ -84,6 +84,11 @@ def test_tiny_forward_snippet_logits_and_feature_path(cls, cfg):
         assert torch.allclose(again.logits, out.logits, atol=1e-6)
         logits, gamma, snip = model.forward_export(**x)
         assert torch.allclose(logits, out.logits) and torch.allclose(gamma, out.temporal_attention)
+        if "audio" in x:  # precomputed audio stream output in place of the audio (temporal erasing shares it)
+            shared = model(video=x["video"], audio_features=model.audio_stream(x["audio"]))
+            assert torch.equal(shared.logits, out.logits)
+            with pytest.raises(ValueError, match="audio features must be"):
+                model(video=x["video"], audio_features=torch.zeros(2, 3, model.trunk_channels))
 
 
 def test_frozen_trunk_gets_no_gradient_heads_do():

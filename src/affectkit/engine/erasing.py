@@ -17,7 +17,12 @@ The training step, for each batch:
    (:func:`view_indices`), ``L_2``, ``L_3``.
 4. ``loss = (L_1 + L_2 + L_3) / 3`` (the original code; the paper's unweighted sum differs by a
    factor absorbed by the learning rate). Gradients flow through all three passes; gamma is used
-   detached to choose the views; a frozen trunk runs without gradients.
+   detached to choose the views; a frozen trunk runs without gradients. When the audio is not
+   erased (``erase_audio: false``) the three views share it: a model with ``audio_stream(audio,
+   passes=)`` and ``forward(audio_features=)`` (CTEN) runs its audio stream once per step and feeds
+   the result to the three passes (the same loss, gradients (summed over the views, to float
+   rounding) and BatchNorm running statistics as three audio passes, at a third of their cost; not
+   under DistributedDataParallel, which broadcasts buffers before each forward call).
 
 How the erased views are built (model option ``erase_views``): the original runs its TSN sampler
 again on the frame list of the selected segments (segment t = 1-based frames ``t*L+1 .. (t+1)*L``,
@@ -52,6 +57,7 @@ original, whose trunk BatchNorm in train mode then sees each view's own batch st
 """
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -235,6 +241,23 @@ class TemporalErasingTask(ClassificationTask):
         return (float(getattr(inner, "erase_threshold", DEFAULT_THRESHOLD)), bool(getattr(inner, "erase_audio", False)),
                 str(getattr(inner, "erase_on", "video")))
 
+    @staticmethod
+    def _shares_audio(model, inner) -> bool:
+        """Whether the views' unerased audio can be computed once (:meth:`CTEN.audio_stream` with
+        ``passes``, fed as ``audio_features``): not under DistributedDataParallel, which broadcasts
+        the BatchNorm buffers at the start of each of the three forward calls."""
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            return False
+        stream = getattr(inner, "audio_stream", None)
+        if not callable(stream):
+            return False
+        try:
+            params = inspect.signature(inner.forward).parameters
+            takes = "audio_features" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+            return takes and "passes" in inspect.signature(stream).parameters
+        except (TypeError, ValueError):
+            return False
+
     def _faithful_views(self) -> FaithfulViews:
         if self._faithful is None:
             self._faithful = FaithfulViews(self.cfg.input, self.cfg.train.augment)
@@ -251,6 +274,9 @@ class TemporalErasingTask(ClassificationTask):
         if erase_on == "features" and "video" in inputs and getattr(inner, "frozen_trunk", False) \
                 and hasattr(inner, "trunk_features"):
             inputs["video_features"] = inner.trunk_features(inputs.pop("video"))  # no_grad inside: frozen
+        if "audio" in inputs and not erase_audio and self._shares_audio(model, inner):
+            # the three views have the same audio: one audio stream pass (with gradient) feeds them all
+            inputs["audio_features"] = inner.audio_stream(inputs.pop("audio"), passes=3)
         out = model(**inputs)
         if out.temporal_attention is None:
             raise ConfigError(f"task temporal_erasing needs a model with a temporal attention; "

@@ -376,15 +376,38 @@ class CTEN(_CTENBase):
         return {"video": self.example_video(batch_size, g),
                 "audio": torch.randn(batch_size, self.audio_frames, self.audio_bins, generator=g)}
 
-    def audio_stream(self, audio: Tensor) -> Tensor:
-        """``audio`` (B, audio_frames, audio_bins) -> (B, S, C) after the audio non-local block."""
+    def audio_stream(self, audio: Tensor, *, passes: int = 1) -> Tensor:
+        """``audio`` (B, audio_frames, audio_bins) -> (B, S, C) after the audio non-local block; can be
+        passed to :meth:`forward` as ``audio_features``.
+
+        ``passes``: how many identical forward passes this one computation stands for (the temporal
+        erasing task computes the unerased audio of its three views once and feeds the result to all
+        three). In training mode each BatchNorm of the audio stream then updates its running
+        statistics ``passes`` times on its input, as that many calls of the stream would (the output
+        depends on the batch statistics only); the output and its gradient are one pass's."""
         if audio.dim() != 3 or audio.shape[1:] != (self.audio_frames, self.audio_bins):
             raise ValueError(f"cten: audio must be (B, {self.audio_frames}, {self.audio_bins}) "
                              f"(audio_frames, audio_bins), got {tuple(audio.shape)}")
         b, s = audio.shape[0], self.seq_len
-        a = audio.float().reshape(b * s, 1, self.audio_frames // s, self.audio_bins)  # (B*S, 1, L, bins)
-        a = self.audio_proj(self.audio_net(a)).reshape(b, s, -1)  # (B, S, C)
-        return self.audio_nonlocal(a)
+        replay: list[tuple[nn.Module, Tensor]] = []
+        hooks = []
+        if passes > 1:
+            for part in (self.audio_net, self.audio_proj, self.audio_nonlocal):
+                for m in part.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
+                        hooks.append(m.register_forward_pre_hook(lambda mod, args: replay.append((mod, args[0]))))
+        try:
+            a = audio.float().reshape(b * s, 1, self.audio_frames // s, self.audio_bins)  # (B*S, 1, L, bins)
+            a = self.audio_proj(self.audio_net(a)).reshape(b, s, -1)  # (B, S, C)
+            a = self.audio_nonlocal(a)
+        finally:
+            for h in hooks:
+                h.remove()
+        with torch.no_grad():  # the running-statistics updates of the passes - 1 further calls
+            for m, x in replay:
+                for _ in range(passes - 1):
+                    m(x)
+        return a
 
     def _fuse(self, v: Tensor, a: Tensor) -> Tensor:  # (B, S, C) x 2 -> (B, 2C, S)
         if self.cross_query == "original":
@@ -396,11 +419,17 @@ class CTEN(_CTENBase):
         return torch.cat([v2, a2], dim=2).transpose(1, 2)
 
     def forward(self, video: Tensor | None = None, audio: Tensor | None = None, *,
-                video_features: Tensor | None = None) -> ClassifierOutput:
+                video_features: Tensor | None = None, audio_features: Tensor | None = None) -> ClassifierOutput:
+        """``audio_features``: the output of :meth:`audio_stream` (B, S, C), in place of ``audio``."""
         v = self._visual(video, video_features)
-        if audio is None:
-            raise ValueError("cten: `audio` (B, audio_frames, audio_bins) is required")
-        logits, gamma, snippet_logits = self._pool(self._fuse(v, self.audio_stream(audio)))
+        if audio_features is None:
+            if audio is None:
+                raise ValueError("cten: `audio` (B, audio_frames, audio_bins) is required")
+            audio_features = self.audio_stream(audio)
+        elif audio_features.dim() != 3 or audio_features.shape[1:] != (self.seq_len, self.trunk_channels):
+            raise ValueError(f"cten: audio features must be (B, {self.seq_len}, {self.trunk_channels}) "
+                             f"(the output of audio_stream), got {tuple(audio_features.shape)}")
+        logits, gamma, snippet_logits = self._pool(self._fuse(v, audio_features))
         return ClassifierOutput(logits=logits, temporal_attention=gamma, extras={"snippet_logits": snippet_logits})
 
     def forward_export(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""CTEN CPU benchmark: full-size forward latency per video on the plain path and the fast path
+(``affectkit.deploy.accel.accelerate``), the same for full-size VAANet beside it, and one full-size
+CTEN training step with its three views (the ``temporal_erasing`` task's ``train_step`` and the
+backward, on a synthetic batch). Prints one JSON object.
+
+    python benchmarks/bench_cten.py --out benchmarks/results/bench_cten.json   # full size (several minutes)
+    python benchmarks/bench_cten.py --quick                                    # smoke run, small sizes
+    python benchmarks/bench_cten.py --phases train --train-batch 2 --runs 3
+
+Phases (each in its own subprocess, so the allocator tuning the fast path does and the peak RSS are
+per phase): ``cten_forward`` and ``vaanet_forward`` (batch 1, the model's ``example_inputs``: CTEN 16
+snippets of 16 x 112 x 112 + 1600 x 128 fbank, VAANet 12 snippets + 4096 x 32 MFCC; the plain eager
+fp32 model first on the untouched allocator, then the fast path and the plain model interleaved, so
+the ratio is measured under the same load), ``cten_train`` (full-size CTEN as the shipped
+``cten_ve8`` config trains it: frozen ResNet-101 trunk with train-mode BatchNorm, features gathered
+for the erased views, audio not erased; ``train_step`` + backward + Adam step per batch of
+``--train-batch`` videos, interleaved with the same step when each view runs its own audio stream,
+the way the step was computed before the audio was shared). Timings record ``background_cpu``: the
+share of the machine's CPU time other processes used meanwhile (see ``bench_vaanet.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from bench_vaanet import Background, clock_reference, machine_info, maxrss_mb, wait_quiet  # noqa: E402
+
+PHASES = ("cten_forward", "vaanet_forward", "cten_train")
+
+QUICK = {"cten": dict(depth=18, width=16, audio_width=16, nonlocal_dim=32, seq_len=4, snippet_duration=8,
+                      sample_size=56, audio_frames=400, audio_bins=64),
+         "vaanet": dict(depth=18, width=16, audio_width=16, seq_len=4, snippet_duration=8, sample_size=56,
+                        audio_frames=512)}
+
+
+def _summary(times: list[float], background: float) -> dict:
+    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
+            "runs_s": [round(t, 4) for t in times], "background_cpu": round(background, 3)}
+
+
+def _model(name: str, quick: bool, **extra):
+    import torch
+
+    from affectkit.registry import create_model
+
+    torch.manual_seed(0)
+    return create_model(name, **{**(QUICK[name] if quick else {}), **extra})
+
+
+def _params(model) -> dict:
+    return {"parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+            "trainable_m": round(sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, 2)}
+
+
+# ----------------------------------------------------------------------------------------------
+# forward latency: plain eager fp32 vs the fast path, batch 1
+# ----------------------------------------------------------------------------------------------
+def phase_forward(name: str, args) -> dict:
+    import torch
+
+    from affectkit.deploy.accel import accelerate
+
+    model = _model(name, args.quick).eval()
+    inputs = model.example_inputs(1)
+    out: dict = {"model": name, **_params(model), "inputs": {k: list(v.shape) for k, v in inputs.items()},
+                 "clock_start": clock_reference()}
+
+    def plain():
+        with torch.inference_mode():
+            model(**inputs)
+
+    plain()  # warm-up (first-call allocations, oneDNN primitive creation)
+    times = []
+    with Background() as bg:
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            plain()
+            times.append(time.perf_counter() - t)
+    out["plain_fp32"] = _summary(times, bg.fraction)
+    t0 = time.perf_counter()
+    fast = accelerate(model)  # tunes the allocator process-wide, builds, checks against fp32
+    out["fast_prepare_s"] = round(time.perf_counter() - t0, 2)
+    info = fast.fast_info
+    out["fast_backend"] = {k: info.get(k) for k in ("backend", "reason", "tolerance", "agreement", "first_call_seconds")}
+    fast(**inputs)
+    fast_t, plain_t = [], []
+    with Background() as bg:  # interleaved: the same background load for both
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            fast(**inputs)
+            fast_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            plain()
+            plain_t.append(time.perf_counter() - t)
+    out["fast"] = _summary(fast_t, bg.fraction)
+    out["plain_fp32_tuned_allocator"] = _summary(plain_t, bg.fraction)
+    out["speedup_fast_vs_plain"] = round(out["plain_fp32"]["median_s"] / out["fast"]["median_s"], 2)
+    out["speedup_fast_vs_plain_interleaved"] = round(
+        out["plain_fp32_tuned_allocator"]["median_s"] / out["fast"]["median_s"], 2)
+    out["clock_end"] = clock_reference()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# one full-size CTEN training step with its three views
+# ----------------------------------------------------------------------------------------------
+def phase_cten_train(args) -> dict:
+    import torch
+
+    from affectkit.config import load_config
+    from affectkit.engine.erasing import TemporalErasingTask
+    from affectkit.engine.tasks import build_task
+
+    cfg = load_config("cten/cten_ve8.yaml")  # frozen trunk (train-mode BN), erase_on: features, erase_audio: false
+    classes = [f"c{i}" for i in range(8)]
+    task = build_task(cfg, classes, None)
+    model = _model("cten", args.quick, **{k: v for k, v in task.model_args().items() if k not in QUICK["cten"] or not args.quick})
+    model.train()
+    b = args.train_batch
+    s, t, z = model.seq_len, model.snippet_duration, model.sample_size
+    g = torch.Generator().manual_seed(0)
+    batch = {"video": torch.randint(0, 256, (b, s, 3, t, z, z), generator=g).float(),
+             "audio": torch.randn(b, model.audio_frames, model.audio_bins, generator=g) * 5,
+             "label": torch.randint(0, model.num_classes, (b,), generator=g)}
+    with torch.no_grad():  # a non-constant attention, so that the erased views differ from the original
+        model.temporal_attention.fc.bias.copy_(torch.linspace(0.0, 1.0, s))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=2e-4)
+    out: dict = {"model": "cten", **_params(model), "config": "cten/cten_ve8.yaml (frozen trunk, trunk_bn train, "
+                 "erase_on features, erase_audio false)", "batch": b,
+                 "inputs": {k: list(v.shape) for k, v in batch.items()}, "clock_start": clock_reference()}
+    shared = TemporalErasingTask.__dict__["_shares_audio"]
+    unshared = staticmethod(lambda model, inner: False)
+    logs = {}
+
+    def step(share: bool) -> float:
+        TemporalErasingTask._shares_audio = shared if share else unshared
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        res = task.train_step(model, batch)
+        res.loss.backward()
+        opt.step()
+        logs.update(res.logs)
+        return time.perf_counter() - t0
+
+    def parts() -> dict:  # the step's stages alone: the frozen trunk once, one audio pass, the heads
+        feats = model.trunk_features(batch["video"])
+        t0 = time.perf_counter()
+        model.trunk_features(batch["video"])
+        t1 = time.perf_counter()
+        a = model.audio_stream(batch["audio"])
+        a.backward(torch.ones_like(a) / a.numel())
+        t2 = time.perf_counter()
+        af = model.audio_stream(batch["audio"]).detach().requires_grad_()
+        t3 = time.perf_counter()
+        task.loss_fn(model(video_features=feats, audio_features=af).logits, batch["label"]).backward()
+        t4 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        return {"trunk_features_no_grad_s": round(t1 - t0, 4), "audio_stream_fwd_bwd_s": round(t2 - t1, 4),
+                "heads_one_view_fwd_bwd_s": round(t4 - t3, 4)}
+
+    step(True)  # warm-up
+    shared_t, unshared_t = [], []
+    with Background() as bg:
+        for _ in range(args.runs):
+            shared_t.append(step(True))
+            unshared_t.append(step(False))
+    TemporalErasingTask._shares_audio = shared
+    out["train_step"] = _summary(shared_t, bg.fraction)
+    out["train_step_three_audio_passes"] = _summary(unshared_t, bg.fraction)
+    out["speedup_shared_audio"] = round(out["train_step_three_audio_passes"]["median_s"] / out["train_step"]["median_s"], 2)
+    out["samples_per_s"] = round(b / out["train_step"]["median_s"], 3)
+    out["stages"] = parts()
+    out["last_step_logs"] = {k: round(float(v), 4) for k, v in logs.items()}
+    out["clock_end"] = clock_reference()
+    return out
+
+
+CHILD = {"cten_forward": lambda a: phase_forward("cten", a), "vaanet_forward": lambda a: phase_forward("vaanet", a),
+         "cten_train": phase_cten_train}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run with small sizes")
+    ap.add_argument("--out", help="also write the JSON to this file")
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, from {PHASES} (default: all)")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (default: %(default)s)")
+    ap.add_argument("--train-batch", type=int, default=2, help="videos per training step (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    ap.add_argument("--max-wait", type=float, default=60.0,
+                    help="seconds to wait for an idle machine before each phase (default: %(default)s)")
+    ap.add_argument("--quiet-threshold", type=float, default=0.1, help="machine CPU share counted as idle")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.child:
+        result = CHILD[args.child](args)
+        result["peak_rss_mb"] = maxrss_mb()
+        print(json.dumps(result))
+        return 0
+
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        ap.error(f"unknown phases {unknown}")
+    from affectkit.deploy.accel import cpu_model
+
+    report: dict = {"benchmark": "cten", "quick": args.quick,
+                    "command": " ".join(["python", "benchmarks/bench_cten.py"] + sys.argv[1:]),
+                    "cpu": cpu_model(), "threads": args.threads, "machine": machine_info(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "loadavg_start": list(os.getloadavg()), "phases": {}}
+    with tempfile.TemporaryDirectory(prefix="affectkit-bench-cten-"):
+        for phase in phases:
+            quiet = wait_quiet(args.quiet_threshold, args.max_wait)
+            cmd = [sys.executable, __file__, "--child", phase, "--runs", str(args.runs),
+                   "--train-batch", str(args.train_batch), "--threads", str(args.threads)]
+            if args.quick:
+                cmd.append("--quick")
+            t0 = time.time()
+            print(f"[bench] {phase} ...", file=sys.stderr, flush=True)
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            entry: dict = {"wall_s": round(time.time() - t0, 1), "loadavg_after": list(os.getloadavg()), **quiet}
+            if p.returncode != 0:
+                entry["error"] = (p.stderr or "").strip().splitlines()[-5:]
+            else:
+                entry.update(json.loads(p.stdout.strip().splitlines()[-1]))
+            report["phases"][phase] = entry
+    c, v = report["phases"].get("cten_forward", {}), report["phases"].get("vaanet_forward", {})
+    if "plain_fp32" in c and "plain_fp32" in v:
+        report["cten_vs_vaanet_plain_forward"] = round(c["plain_fp32"]["median_s"] / v["plain_fp32"]["median_s"], 2)
+    report["loadavg_end"] = list(os.getloadavg())
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
