@@ -202,6 +202,7 @@ class TrainSection:
     warmup_epochs: float = 0.0
     grad_accum: int = 1
     bf16: bool = False  # bf16 autocast (CPU with AVX-512 bf16, or GPU)
+    fused_optimizer: bool = True  # one fused kernel per optimiser step (same update to float rounding; far cheaper on CPU for large models)
     seed: int = 0
     loss: str = "pcce"  # ce | pcce
     pcce_lambda: float = 0.5

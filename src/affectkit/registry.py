@@ -139,6 +139,14 @@ def derive_model_args(cfg, classes: list[str]) -> dict[str, Any]:
     return model_config(cfg.model.name, **args)
 
 
+def reads_media(name: str) -> bool:
+    """Whether the registered model ``name`` reads media files (video, audio, text beside them), as opposed
+    to pre-extracted features or skeletons only."""
+    from .data.datasets import MEDIA_KEYS
+
+    return bool(set(get_model_entry(name).input_keys) & MEDIA_KEYS)
+
+
 def model_input_keys(model) -> tuple[str, ...]:
     """The sample keys a built model takes: its class's ``input_keys`` (the registry's, for a model
     built through it), unwrapping DistributedDataParallel."""

@@ -84,3 +84,36 @@ def test_checkpoint_without_extractor_record_is_a_clear_error(trained, tmp_path)
     task = build_task(cfg, ["n", "p"])
     with pytest.raises(ConfigError, match="does not record how its features were made"):
         task.sample_loader(cfg.input)
+
+
+def test_fast_path_onnx_engine_and_service_give_the_same_segments(trained, tmp_path):
+    """The localisation checkpoint through the three other ways in: ``--fast``, the ONNX engine and the service."""
+    from affectkit.deploy.onnx_export import export_onnx
+
+    from .serve_helpers import ServerProcess, post_file
+
+    root, best = trained
+    video = root / "videos" / "u3.mp4"
+    ref = Predictor(best).predict(video)
+
+    fast = Predictor(best, fast="inductor").predict(video)  # compiled fp32: the same segments
+    assert fast["fast_path"]["backend"] == "inductor" and "runtime_fallback" not in fast["fast_path"]
+    assert [s["label"] for s in fast["segments"]] == [s["label"] for s in ref["segments"]]
+    assert fast["label"] == ref["label"]
+    assert fast["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
+
+    out = tmp_path / "tsl.onnx"
+    report = export_onnx(best, out)
+    assert max(report["verification"]["max_abs_diff"].values()) < 1e-3
+    onnx = Predictor(out, engine="onnx").predict(video)
+    assert onnx["label"] == ref["label"] and len(onnx["timeline"]) == len(ref["timeline"])
+    assert onnx["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
+    assert [s["label"] for s in onnx["segments"]] == [s["label"] for s in ref["segments"]]
+    for a, b in zip(onnx["segments"], ref["segments"]):
+        assert a["start"] == pytest.approx(b["start"], abs=1e-6) and a["score"] == pytest.approx(b["score"], abs=1e-3)
+
+    with ServerProcess(best, tmp_path / "srv_tmp", tmp_path / "server.log") as srv:
+        r = post_file(srv.url, "u3.mp4", video.read_bytes(), timeout=120)
+        assert r.status == 200, r.body
+        res = r.json
+        assert res["label"] == ref["label"] and res["segments"] == ref["segments"]

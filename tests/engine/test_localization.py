@@ -123,3 +123,20 @@ def test_missing_logmel_is_reported_with_its_path(tiny_set):
                                   points=tiny_set / "points.csv")
     ds = build_task(cfg, index.classes).dataset(index, "train", train=True)
     assert len(ds) == 2 and "logmfcc/v1.npy" in ds.problems[0][0] and "log-mel file not found" in ds.problems[0][1]
+
+
+def test_training_run_with_bf16_autocast_and_fused_adam(tiny_set):
+    """``train.bf16: true`` (the fast training setting on CPUs with native bf16) through the trainer: the run
+    finishes with finite losses, the optimiser is the fused one, and the checkpoint evaluates."""
+    from affectkit.engine.trainer import build_optimizer, train
+
+    cfg = _cfg(tiny_set, num_workers=0)
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.bf16 = 1, 2, True
+    cfg.output.root, cfg.output.tensorboard = str(tiny_set / "runs"), False
+    res = train(cfg)
+    losses = [e["train_loss"] for e in res.history]
+    assert losses and all(np.isfinite(losses))
+    model = create_model("tsl_net", **build_task(cfg, ["n", "p"]).model_args())
+    assert build_optimizer(cfg, model).defaults.get("fused") is True
+    cfg.train.fused_optimizer = False
+    assert not build_optimizer(cfg, model).defaults.get("fused")

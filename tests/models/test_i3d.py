@@ -101,3 +101,34 @@ def test_tiny_forward_one_feature_per_16_frames_at_224():
         assert torch.allclose(model.features(x[1:]), feats[1:], atol=1e-5)
     with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
         model.features(torch.zeros(1, 16, 3, 32, 32))
+
+
+def test_inference_copy_folds_every_batchnorm_and_gives_the_same_features():
+    """The extractor's network (BN folded into the convolutions, channels-last) against the module as loaded,
+    with BatchNorm statistics far from the identity; symmetric SAME padding done by the convolution itself
+    equals explicit zero padding."""
+    import torch.nn.functional as F
+
+    from affectkit.data.tsl_features import inference_copy
+    from affectkit.models.i3d import Unit3D, _pad_same
+
+    torch.manual_seed(0)
+    model = I3D(width=1 / 16, num_classes=3).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.3, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    fast = inference_copy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())  # the original is left alone
+    x = torch.rand(2, 3, 16, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ref = model.features(x)
+        got = fast.features(x.contiguous(memory_format=torch.channels_last_3d))
+        assert torch.allclose(got, ref, atol=1e-4 * float(ref.abs().max()))
+        unit = Unit3D(4, 5, (3, 3, 3), bn=False, relu=False).eval()
+        y = torch.randn(1, 4, 5, 9, 9)
+        explicit = F.conv3d(_pad_same(y, (3, 3, 3), (1, 1, 1)), unit.conv3d.weight)
+        assert torch.allclose(unit(y), explicit, atol=1e-6)

@@ -726,8 +726,14 @@ def assign_group_splits(index: DatasetIndex, group_by: str, splits: dict[str, li
     return index
 
 
-def build_index(data_cfg) -> DatasetIndex:
-    """Build a :class:`DatasetIndex` with media resolved from a :class:`~affectkit.config.DataSection`."""
+MEDIA_KEYS = frozenset({"video", "audio", "text"})  # sample keys read from the media files an index names
+
+
+def build_index(data_cfg, *, media: bool = True) -> DatasetIndex:
+    """Build a :class:`DatasetIndex` with media resolved from a :class:`~affectkit.config.DataSection`.
+
+    ``media=False``: the model reads no media file (pre-extracted features: TSL-300's ``rgb``/``logmfcc``
+    tree), so an annotation's videos are not looked for (their absence is not a problem)."""
     fmt = data_cfg.format
     group_by = getattr(data_cfg, "group_by", None)
     # with group_by, validation holds out whole groups (assign_group_splits), never clips of a train group
@@ -744,7 +750,8 @@ def build_index(data_cfg) -> DatasetIndex:
         base = Path(data_cfg.path).parent
         video_root = data_cfg.video_root or (base / "img" if (base / "img").is_dir() else base)
         audio_root = data_cfg.audio_root or (base / "mp3" if (base / "mp3").is_dir() else None)
-        index = resolve_media(index, video_root, audio_root)
+        if media:
+            index = resolve_media(index, video_root, audio_root)
     elif fmt == "folder":
         index = load_folder_index(data_cfg.path, **common)
     elif fmt == "csv":

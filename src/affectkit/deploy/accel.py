@@ -254,7 +254,20 @@ class FastModel(nn.Module):
 
     def forward(self, *args, **kwargs):
         with torch.no_grad():
-            return self.impl(*args, **kwargs)
+            if self.fast_info.get("runtime_fallback"):
+                return self._original(*args, **kwargs)
+            try:
+                return self.impl(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - e.g. a compiled graph failing to recompile for new shapes
+                # the backend passed its check on the example inputs but fails on these: the plain model answers
+                # from now on (same results as without --fast), and every result says so
+                why = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
+                self.fast_info["runtime_fallback"] = {"to": "plain model (fp32, eager)", "error": why,
+                                                      "input_shapes": {k: list(v.shape) for k, v in kwargs.items()
+                                                                       if isinstance(v, torch.Tensor)}}
+                log.warning("fast path: backend %s failed on inputs of new shapes (%s); the plain model answers "
+                            "from now on", self.fast_info.get("backend"), why)
+                return self._original(*args, **kwargs)
 
     def __getattr__(self, name: str):
         try:
@@ -269,6 +282,19 @@ class FastModel(nn.Module):
         if mode:
             raise RuntimeError("the fast path is inference-only")
         return super().train(False)
+
+
+def _other_length_inputs(model: nn.Module) -> dict | None:
+    """Example inputs at another length for a model declaring dynamic axes that ``example_inputs`` takes as
+    keywords (TSL-Net: ``steps``); None for fixed-shape models."""
+    import inspect
+
+    names = {n for axes in (getattr(model, "export_dynamic_axes", {}) or {}).values() for n in axes.values()}
+    if not names or not hasattr(model, "example_inputs"):
+        return None
+    params = inspect.signature(model.example_inputs).parameters
+    kw = {n: 23 for n in sorted(names) if n in params}
+    return model.example_inputs(1, **kw) if kw else None
 
 
 def accelerate(model: nn.Module, *, backend: str = "auto", example_inputs: dict | None = None,
@@ -292,6 +318,10 @@ def accelerate(model: nn.Module, *, backend: str = "auto", example_inputs: dict 
     if check and example_inputs is None:
         raise AffectkitError(f"{type(model).__name__}: the fast path check needs example_inputs() or example_inputs=")
     reference = _outputs(model, example_inputs) if check else None
+    # a model with variable-length inputs (``export_dynamic_axes``, e.g. TSL-Net's steps) is also checked at a
+    # second length: a compiled backend must survive the recompile that real inputs of other lengths trigger
+    second = _other_length_inputs(model) if check else None
+    reference2 = _outputs(model, second) if second is not None else None
     tried: list[dict[str, Any]] = []
     for name in order:
         b = BACKENDS[name]
@@ -306,6 +336,10 @@ def accelerate(model: nn.Module, *, backend: str = "auto", example_inputs: dict 
             if check:
                 got = _outputs(impl, example_inputs)  # compiles a compiled backend (first call)
                 entry.update(agreement(reference, got), tolerance=b.tolerance)
+                if second is not None:
+                    other = agreement(reference2, _outputs(impl, second))
+                    entry.update(top1_equal=entry["top1_equal"] and other["top1_equal"],
+                                 max_prob_diff=max(entry["max_prob_diff"], other["max_prob_diff"]))
         except Exception as err:  # noqa: BLE001 - a backend that fails is passed over, with the reason
             entry.update(ok=False, error=f"{type(err).__name__}: {str(err)[:300]}")
             log.warning("fast path: backend %s failed (%s); trying the next", name, entry["error"])

@@ -147,8 +147,9 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold, in place, every BatchNorm that directly follows a convolution into that convolution.
 
     Recognised pairs: ``convN``/``bnN`` attributes of one module (the ResNet blocks and stems of the
-    kit) and a Conv directly followed by a BatchNorm in an ``nn.Sequential`` (downsample shortcuts,
-    projections). The BatchNorm becomes ``nn.Identity``. Only valid for inference: every folded
+    kit), a Conv directly followed by a BatchNorm in an ``nn.Sequential`` (downsample shortcuts,
+    projections), and the (conv, bn) attribute names a module lists in ``bn_fold_pairs`` (I3D's units).
+    The BatchNorm becomes ``nn.Identity``. Only valid for inference: every folded
     BatchNorm must be in eval mode (raises ``ValueError`` otherwise).
     """
     for parent in list(module.modules()):
@@ -160,6 +161,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
         for name in children:
             if name.startswith("bn") and ("conv" + name[2:]) in children:
                 pairs.append(("conv" + name[2:], name))
+        pairs += [tuple(p) for p in getattr(parent, "bn_fold_pairs", ()) if tuple(p) not in pairs]  # a module's own pairs
         for cname, bname in pairs:
             conv, bn = children.get(cname), children.get(bname)
             if not (isinstance(conv, _CONVS) and isinstance(bn, _BNS)):

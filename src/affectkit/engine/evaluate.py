@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from ..config import apply_overrides, config_from_dict
 from ..data.datasets import build_index
 from ..errors import AffectkitError
+from ..registry import reads_media
 from . import distributed as ddp
 from .checkpoint import find_checkpoint, load_model
 from .tasks import build_task
@@ -77,7 +78,7 @@ def evaluate(checkpoint: str | os.PathLike, *, split: str = "test", overrides: l
     ckpt_cfg = model.affectkit_config
     cfg = config_from_dict(apply_overrides(ckpt_cfg["config"], overrides), where=f"{checkpoint}/config.json")
     task = build_task(cfg, ckpt_cfg["classes"], ckpt_cfg.get("polarity"))  # config errors before data errors
-    index = build_index(cfg.data)
+    index = build_index(cfg.data, media=reads_media(cfg.model.name))
     if index.classes != ckpt_cfg["classes"]:
         raise AffectkitError(f"{cfg.data.path}: classes {index.classes} differ from the checkpoint's {ckpt_cfg['classes']}")
     task.polarity = index.polarity or task.polarity

@@ -260,8 +260,8 @@ class LocalizationTask(Task):
 
     def _segments(self, model, out, i: int, seconds_per_step: float) -> dict[str, Any]:
         opts = getattr(model, "module", model).options
-        mask = out.extras["mask"][i]
-        length = int(mask.sum())
+        mask = out.extras.get("mask")  # absent from an exported graph's outputs: one unpadded video
+        length = int(mask[i].sum()) if mask is not None else int(out.extras["cas_fused"].shape[1])
         k = len(self.classes)
         cas = out.extras["cas_fused"][i, :length, :k].float().cpu().numpy()
         act = out.temporal_attention[i, :length].float().cpu().numpy()

@@ -99,8 +99,16 @@ class Unit3D(nn.Module):
         self.conv3d = nn.Conv3d(cin, cout, self.kernel, self.stride, padding=0, bias=bias)
         self.bn = nn.BatchNorm3d(cout, eps=1e-3, momentum=0.01) if bn else None
 
+    #: the Conv -> BatchNorm pair that :func:`affectkit.deploy.fast.fold_batchnorm` may fold for inference
+    bn_fold_pairs = (("conv3d", "bn"),)
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv3d(_pad_same(x, self.kernel, self.stride))
+        pads = [_same_pad(n, k, s) for n, k, s in zip(x.shape[2:], self.kernel, self.stride)]
+        if all(a == b for a, b in pads):  # symmetric "SAME" padding: the convolution pads itself (no copy)
+            c = self.conv3d
+            x = F.conv3d(x, c.weight, c.bias, c.stride, tuple(a for a, _ in pads))
+        else:
+            x = self.conv3d(_pad_same(x, self.kernel, self.stride))
         if self.bn is not None:
             x = self.bn(x)
         return F.relu(x) if self.relu else x
