@@ -161,31 +161,36 @@ class ScanReport:
 
 def _plural(reason: str) -> str:
     return reason.replace("audio file ", "audio files ").replace("video file ", "video files ").replace(
-        "hidden file", "hidden files")
+        "skeleton file ", "skeleton files ").replace("hidden file", "hidden files")
 
 
-def _skip_reason(f: Path, extensions) -> tuple[str, str]:
-    """Why a file found in a folder scan is not read: (reason, detail)."""
+def _skip_reason(f: Path, extensions, model_kind: str | None = None) -> tuple[str, str]:
+    """Why a file found in a folder scan is not read: (reason, detail). ``model_kind`` names what the
+    model reads (``skeleton/video`` for a gait model); None: a video model or an audio-only one."""
     from .data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+    from .data.modalities import SKELETON_EXTENSIONS
 
     ext = f.suffix.lower()
     if f.name.startswith("."):
         return "hidden file", ""
-    if ext in AUDIO_EXTENSIONS:
-        return "audio file for a video model", ""
-    if ext in VIDEO_EXTENSIONS:
-        return "video file for an audio model", ""
+    for exts, what, default in ((AUDIO_EXTENSIONS, "audio", "video"), (VIDEO_EXTENSIONS, "video", "audio"),
+                                (SKELETON_EXTENSIONS, "skeleton", None)):
+        kind = model_kind or default
+        if ext in exts and ext not in extensions and kind:
+            return f"{what} file for {'an' if kind[0] in 'aeiou' else 'a'} {kind} model", ""
     return "not media", ext or "no extension"
 
 
-def media_files(specs: list[str], extensions, report: ScanReport | None = None) -> list[str]:
+def media_files(specs: list[str], extensions, report: ScanReport | None = None, *,
+                model_kind: str | None = None) -> list[str]:
     """Files named by ``specs`` (files, folders searched recursively, glob patterns with ``**``), in a
     stable order, without repeats.
 
     A path named on the command line is always kept, whatever its extension or kind (the predictor
     judges it and gives it a result line or an error line); so is every file a glob pattern matches.
     A folder scan keeps the files whose extension is in ``extensions`` (what the model reads) and counts
-    the others in ``report`` by reason; a named folder holding none is kept itself (its error line).
+    the others in ``report`` by reason (``model_kind``: what the model reads, for those reasons, see
+    :func:`_skip_reason`); a named folder holding none is kept itself (its error line).
     """
     import glob
 
@@ -203,7 +208,8 @@ def media_files(specs: list[str], extensions, report: ScanReport | None = None) 
                 if f.suffix.lower() in extensions and not any(part.startswith(".") for part in rel):
                     kept.append(str(f))
                     continue
-                reason = ("hidden file", "") if any(part.startswith(".") for part in rel) else _skip_reason(f, extensions)
+                reason = ("hidden file", "") if any(part.startswith(".") for part in rel) \
+                    else _skip_reason(f, extensions, model_kind)
                 report.skip(*reason)
                 left.setdefault(reason[0], {}).setdefault(reason[1], 0)
                 left[reason[0]][reason[1]] += 1
@@ -256,14 +262,21 @@ def _predict_batch(pred, args) -> int:
 
     from .data.datasets import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
-    video_model = "video" in pred.input_keys
-    # a video model reads videos; an audio-only model audio files and the audio track of videos
-    extensions = set(VIDEO_EXTENSIONS) | (set(AUDIO_EXTENSIONS) if not video_model else set())
+    # what a folder scan keeps: what the model's loader says it reads, by kind (a gait model: skeleton
+    # files and videos for the pose front end); else a video model reads videos, an audio-only model
+    # audio files and the audio track of videos
+    accepts = getattr(pred.loader, "accepts", None)
+    if accepts:
+        extensions = {e for exts in accepts.values() for e in exts}
+        kind, model_kind = " or ".join(accepts), "/".join(accepts)
+    else:
+        video_model = "video" in pred.input_keys
+        extensions = set(VIDEO_EXTENSIONS) | (set(AUDIO_EXTENSIONS) if not video_model else set())
+        kind, model_kind = ("video" if video_model else "audio or video"), None
     report = ScanReport()
-    paths = media_files(args.videos, extensions, report)
+    paths = media_files(args.videos, extensions, report, model_kind=model_kind)
     if not paths:
         raise AffectkitError(f"no media files in {' '.join(args.videos)}")
-    kind = "video" if video_model else "audio or video"
     folder_errors = {
         f: f"{f}: is a folder with no {kind} files for this model ({why}); name the files to run them anyway"
         for f, why in report.empty_folders.items()}

@@ -79,14 +79,54 @@ def test_losses_are_two_cross_entropies_and_the_masked_affective_mse(gaits):
     assert set(step.logs) == {"ce", "loss", "accuracy"}
 
 
+def test_the_affective_weight_is_a_model_argument_of_the_config(gaits):
+    """``model.args.affective_weight`` (YAML or override; default 1.0, spec D.7) scales the affective MSE
+    in the loss, is stored with the model's arguments, and is checked when the model is built."""
+    from affectkit.errors import ConfigError
+    from affectkit.registry import create_model
+
+    cfg = _cfg("gait/bpm_gcn_synth.yaml", gaits)
+    index = build_index(cfg.data)
+    task = build_task(cfg, index.classes)
+    assert cfg.model.args["affective_weight"] == 1.0 and task.model_args()["affective_weight"] == 1.0
+    ds = task.dataset(index, "train", train=False)
+    batch = task.collate()([ds[i] for i in range(4)])
+    steps = {}
+    for w in (1.0, 0.25, 0.0):
+        wcfg = _cfg("gait/bpm_gcn_synth.yaml", gaits, f"model.args.affective_weight={w}")
+        wtask = build_task(wcfg, index.classes)
+        args = wtask.model_args()
+        assert args["affective_weight"] == w
+        torch.manual_seed(0)
+        model = create_model("bpm_gcn", **args)
+        assert model.affective_weight == w
+        steps[w] = wtask.train_step(model, batch).logs
+    base = steps[1.0]
+    assert base["mse_affective"] > 0.1
+    for w in (0.25, 0.0):  # same model and batch: only the affective term changes, by the weight
+        assert steps[w]["mse_affective"] == pytest.approx(w * base["mse_affective"], rel=1e-5, abs=1e-7)
+        assert steps[w]["ce_posture"] == pytest.approx(base["ce_posture"], rel=1e-6)
+        assert steps[w]["loss"] == pytest.approx(base["ce_posture"] + base["ce_movement"] + w * base["mse_affective"], rel=1e-5)
+    # a model without the argument (a checkpoint of before it existed) gets the default
+    assert task.affective_weight(torch.nn.Linear(1, 1)) == 1.0
+    for bad in (-1, "x", True):
+        with pytest.raises(ConfigError, match="affective_weight"):
+            create_model("bpm_gcn", **{**task.model_args(), "affective_weight": bad})
+
+
 def test_bpm_gcn_learns_the_synthetic_gaits(gaits, tmp_path):
+    """CI-sized learning run: BPM-GCN* (width 8) on 16-frame gaits (``input.skeleton.max_frames=16``),
+    10 epochs of 4 steps of 32 gaits (lr 0.1, /10 after 8), no augmentation; 40 test gaits. Over
+    training seeds 0, 1, 2 the test accuracy was 0.75, 0.85, 0.95 with two threads, 0.70, 0.90, 0.725
+    with one (chance 0.25; 20 of 40 right by chance has p = 5e-4). Training takes 11-13 s on two cores
+    against 26 s for the 48-frame, width-4, 12-epoch run it replaces (measured back to back)."""
     result = train("gait/bpm_gcn_synth.yaml", [f"data.path={gaits}", f"output.root={tmp_path}", *TINY,
-                                               "model.args.base_width=4", "train.epochs=12", "train.lr=0.05",
-                                               "train.step_size=9",
+                                               "input.skeleton.max_frames=16", "train.batch_size=32", "train.epochs=10",
+                                               "train.lr=0.1", "train.step_size=8", "train.augment.p=0.0", "train.seed=0",
                                                "data.test_fraction=0.25", "output.run_name=learn"])
     test = evaluate(result.best_dir, split="test")
     assert test["num_samples"] == 40
-    assert test["accuracy"] >= 0.55, test  # chance is 0.25
+    assert test["accuracy"] >= 0.5, test  # chance is 0.25
     assert set(test["per_class_accuracy"]) == set(GAIT_CLASSES)
     assert "accuracy_posture" in test and "accuracy_movement" in test
     assert result.best_epoch is not None

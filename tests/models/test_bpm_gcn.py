@@ -85,7 +85,19 @@ def test_logits_are_the_stream_average_and_movement_is_derived_inside():
     assert torch.allclose(out.logits, (out.extras["logits_posture"] + out.extras["logits_movement"]) / 2)
     want = movement_features(x).permute(0, 3, 1, 2).reshape(2, 16 * 8, 48)  # (N, V*C, T) into the input BN
     assert torch.allclose(seen["in"], want)
-    assert out.temporal_attention is None
+    # the per-frame attention: the mean of the first (48-frame) fusion's two temporal gates
+    first, gates = m.fusion[0], {}
+    original = first.forward_with_attention
+    first.forward_with_attention = lambda xp, xm: gates.setdefault("out", original(xp, xm))
+    with torch.no_grad():
+        m(skeleton=x)
+    del first.forward_with_attention
+    tp, tm = gates["out"][2]
+    assert out.temporal_attention.shape == (2, 48)
+    assert torch.allclose(out.temporal_attention, (tp + tm) / 2)
+    assert ((out.temporal_attention > 0) & (out.temporal_attention < 1)).all()
+    plain = BPMGCN(num_classes=3, base_width=4, pm_fusion=False).eval()
+    assert plain(skeleton=x).temporal_attention is None  # without fusion the model computes none
     with pytest.raises(ValueError, match="built for 48"):
         m(skeleton=x[:, :, :40])
 
@@ -100,6 +112,8 @@ def test_fusion_code_variant_is_sequential_and_paper_variant_parallel():
     tatt_m = code._tatt(xm * code._natt(xm, 1), 1)
     assert torch.allclose(p1, xp + xm * tatt_m)
     assert torch.allclose(m1, xm + p1 * code._tatt(p1 * code._natt(p1, 0), 0))
+    _, _, (tp, tm) = code.forward_with_attention(xp, xm)  # the per-frame gates, (N, T)
+    assert torch.allclose(tm, tatt_m[:, 0, :, 0]) and torch.allclose(tp, code._tatt(p1 * code._natt(p1, 0), 0)[:, 0, :, 0])
     p2, m2 = paper(xp, xm)
     assert torch.allclose(p2, xp + xm * paper._tatt(xm, 1) * paper._natt(xm, 1))
     assert torch.allclose(m2, xm + xp * paper._tatt(xp, 0) * paper._natt(xp, 0))

@@ -3,7 +3,9 @@
 Any registered clip classifier exports the same way: the model names its inputs (``input_keys``)
 and gives example inputs (``example_inputs(batch_size)``); the graph takes those tensors (batch
 size dynamic) and returns ``logits`` plus, where the model has them, ``temporal_attention`` and
-``snippet_logits``. The graph starts *after* decoding: the file's metadata records everything
+``snippet_logits``, and the ``extras`` the model names in ``export_extras`` (BPM-GCN: each stream's
+logits, ``logits_posture`` and ``logits_movement``; the ONNX engine returns them in ``extras``, so
+the results match the PyTorch engine's). The graph starts *after* decoding: the file's metadata records everything
 that happens before it (the checkpoint's whole config, the classes, and a readable summary of the
 preprocessing), which is what ``Predictor(engine="onnx")`` / ``affectkit predict --engine onnx``
 read to turn a video into the graph's inputs exactly as the PyTorch engine does.
@@ -68,6 +70,15 @@ def preprocessing_summary(config: dict, input_keys: tuple[str, ...]) -> dict[str
                         f"(frame step {inp.get('frame_step', 1)}) at the centres of equal parts of the video",
             "spatial": f"short side resized to {inp.get('sample_size')}, centre square crop",
         }
+    if "skeleton" in input_keys:
+        skel = dict(inp.get("skeleton", {}))
+        summary["skeleton"] = {
+            "shape": ["batch", skel.get("channels"), skel.get("max_frames"), skel.get("num_joints")],
+            "layout": "batch, coordinate (x, y, z), frame, joint",
+            "values": "joint coordinates as float32; frames past the sequence's end are zeros",
+            "source": "a skeleton file (.npy, .npz, .csv, .h5) or, through the task's pose front end, a video; "
+                      "the checkpoint's task loader (gait: root-centred, the first frames or sub-sampled, zero-padded)",
+        }
     if "audio" in input_keys:
         summary["audio"] = {
             "shape": ["batch", audio.get("num_frames"), audio.get("n_mfcc") if audio.get("kind") == "mfcc" else audio.get("n_mels")],
@@ -107,15 +118,17 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
     with torch.inference_mode():
         probe = model(**example)
     available = {"logits": probe.logits, "temporal_attention": probe.temporal_attention, **(probe.extras or {})}
-    outputs = tuple(n for n in OUTPUTS if available.get(n) is not None)
+    wanted = OUTPUTS + tuple(n for n in getattr(model, "export_extras", ()) if n not in OUTPUTS)
+    outputs = tuple(n for n in wanted if available.get(n) is not None)
     graph = _ExportGraph(model, keys, outputs).eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
+    dims = _dynamic_dims(model, keys, batch)
     t0 = time.perf_counter()
     try:
         program = torch.onnx.export(
             graph, tuple(example[k] for k in keys), dynamo=True, opset_version=opset, verbose=False,
             input_names=list(keys), output_names=list(outputs),
-            dynamic_shapes=(tuple({0: batch} for _ in keys),),
+            dynamic_shapes=(dims,),
         )
     except Exception as err:  # the exporter's own errors are long; keep the cause
         raise AffectkitError(f"ONNX export of {config['model']['name']!r} failed: {type(err).__name__}: {err}") from err
@@ -238,6 +251,34 @@ def quantize_int8(path: Path, model: nn.Module, keys: tuple[str, ...], outputs: 
     return info
 
 
+def _dynamic_dims(model: nn.Module, keys: tuple[str, ...], batch) -> tuple[dict, ...]:
+    """Per input, its dynamic axes: the batch (axis 0) and those the model declares in ``export_dynamic_axes``
+    ({input key: {axis: name}}; one name is one dimension across inputs, e.g. TSL-Net's ``steps``, bounded by
+    the model's ``max_len`` where it has one)."""
+    declared = getattr(model, "export_dynamic_axes", {}) or {}
+    named: dict[str, Any] = {}
+    out = []
+    for k in keys:
+        axes = {0: batch}
+        for axis, name in declared.get(k, {}).items():
+            if name not in named:
+                named[name] = torch.export.Dim(name, min=2, max=int(getattr(model, "max_len", 65536)))
+            axes[int(axis)] = named[name]
+        out.append(axes)
+    return tuple(out)
+
+
+def _verification_inputs(model: nn.Module, batch_sizes: tuple[int, ...]) -> list[dict[str, torch.Tensor]]:
+    """Example inputs at each batch size and, for a model with a dynamic axis that ``example_inputs`` takes as a
+    keyword (TSL-Net's ``steps``), also at an odd length (the graph must not have kept the example's length)."""
+    import inspect
+
+    params = inspect.signature(model.example_inputs).parameters
+    names = {n for axes in (getattr(model, "export_dynamic_axes", {}) or {}).values() for n in axes.values()}
+    variants = [{}] + [{n: 23} for n in sorted(names) if n in params]
+    return [model.example_inputs(batch_size=bs, **v) for bs in batch_sizes for v in variants]
+
+
 def verify_onnx(path: str | os.PathLike, model: nn.Module, keys: tuple[str, ...], outputs: tuple[str, ...],
                 batch_sizes: tuple[int, ...] = (1, 3)) -> dict[str, Any]:
     """Max |ONNX Runtime - PyTorch| per output (and on the probabilities) on example inputs."""
@@ -245,8 +286,7 @@ def verify_onnx(path: str | os.PathLike, model: nn.Module, keys: tuple[str, ...]
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst: dict[str, float] = {}
-    for bs in batch_sizes:
-        example = model.example_inputs(batch_size=bs)
+    for example in _verification_inputs(model, batch_sizes):
         got = session.run(list(outputs), {k: example[k].numpy() for k in keys})
         with torch.inference_mode():
             ref = _ExportGraph(model, keys, outputs)(*(example[k] for k in keys))

@@ -28,8 +28,12 @@ How a request goes through
    uploads (``408``).
 3. **Content check.** The first bytes must be a known media container (MP4/MOV/3GP ``ftyp``,
    Matroska/WebM, AVI, MPEG-TS/PS, FLV, ASF, Ogg; for an audio-only model also WAV, FLAC, MP3, AAC,
-   AIFF, ...), otherwise ``415`` before any decoder sees the file. Then a PyAV probe opens the file and
-   decodes its first frame (``422`` with the problem if it cannot).
+   AIFF, ...; for a model whose loader reads skeleton files, as a gait model's does, also NumPy
+   ``.npy`` / ``.npz``, HDF5 and CSV arrays, see :func:`sniff_array`), otherwise ``415`` before any
+   decoder sees the file. Then a PyAV probe opens the file and decodes its first frame (``422`` with the
+   problem if it cannot); an array file is kept under its format's suffix and checked by the model's
+   loader instead (``422`` with the problem). What a model accepts (``/models`` ``accepts``) comes from
+   its loader's ``accepts`` where it has one, else from its input keys.
 4. **Inference** runs in a pool of ``--workers`` threads, off the event loop. Each worker has its own
    :class:`Predictor` (the predictor is not guaranteed to be thread-safe, and one model per worker lets
    decoding of one request overlap the forward pass of another without a lock); a predictor is taken
@@ -163,6 +167,34 @@ def sniff_media(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+# array files a skeleton model reads (data.modalities.read_skeleton): format -> the upload's suffix,
+# which tells the model's loader how to read it
+ARRAY_SUFFIXES = {"npy": ".npy", "npz": ".npz", "hdf5": ".h5", "csv": ".csv"}
+_CSV_BYTES = frozenset(b"0123456789+-.eE,; \t\r\n")
+
+
+def sniff_array(head: bytes) -> tuple[str, str] | None:
+    """An array file from its first bytes: ``(format, "skeleton")`` for NumPy ``.npy`` (magic
+    ``\\x93NUMPY``), ``.npz`` (a zip archive whose first member is an ``.npy``), HDF5 (its signature) and a CSV of numbers (one optional
+    header line); None otherwise. Whether it holds a readable skeleton is the loader's check."""
+    h = bytes(head[:HEAD_BYTES])
+    if h.startswith(b"\x93NUMPY"):
+        return "npy", "skeleton"
+    if h.startswith(b"PK\x03\x04") and len(h) >= 30:  # a zip whose first member is an .npy: an .npz
+        name_len = int.from_bytes(h[26:28], "little")
+        if h[30:30 + name_len].endswith(b".npy"):
+            return "npz", "skeleton"
+        return None
+    if h.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5", "skeleton"
+    lines = h.split(b"\n")
+    body = lines[1:] if len(lines) > 1 and not set(lines[0]) <= _CSV_BYTES else lines  # a header line
+    text = b"\n".join(body[:-1] if len(h) >= HEAD_BYTES else body)  # a cut last line may hold part of a number
+    if text.strip() and set(text) <= _CSV_BYTES and any(c in b"0123456789" for c in text) and b"," in text:
+        return "csv", "skeleton"
+    return None
+
+
 def _reason(err: BaseException) -> str:
     text = getattr(err, "strerror", None) or str(err) or type(err).__name__
     return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
@@ -239,8 +271,15 @@ class Service:
         # connection counters, kept by the connection guard (event loop only)
         self.connection_counts = {"open": 0, "refused": 0, "header_timeouts": 0}
         self.input_keys = model_input_keys(self.model)
-        self.need_video = "video" in self.input_keys
-        self.accepted_kinds = ("video",) if self.need_video else ("video", "audio")
+        # what uploads may be: what the model's loader says it reads (a gait model: skeleton files and
+        # videos), else videos for a video model, videos or audio files for an audio-only one
+        accepts = getattr(getattr(self.model, "loader", None), "accepts", None)
+        if accepts:
+            self.accepted_kinds = tuple(accepts)
+            self.need_video = "audio" not in self.accepted_kinds  # what the probe of a video/audio upload looks for
+        else:
+            self.need_video = "video" in self.input_keys
+            self.accepted_kinds = ("video",) if self.need_video else ("video", "audio")
         self.tmp_root = tempfile.mkdtemp(prefix="affectkit-serve-", dir=tmp_dir)  # mode 0700
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for p in predictors:
@@ -280,8 +319,12 @@ class Service:
         per = self._avg_seconds if self._avg_seconds is not None else 1.0
         return int(min(120, max(1, math.ceil(per * self.admitted / self.workers))))
 
-    def new_upload_path(self) -> str:
-        return os.path.join(self.tmp_root, f"upload-{secrets.token_hex(16)}.bin")
+    def new_upload_path(self, suffix: str = ".bin") -> str:
+        return os.path.join(self.tmp_root, f"upload-{secrets.token_hex(16)}{suffix}")
+
+    def accepts_text(self) -> str:
+        """``video``, ``video or audio``, ``skeleton or video``: the upload kinds, for messages."""
+        return " or ".join(self.accepted_kinds)
 
     # -- descriptions --------------------------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
@@ -294,7 +337,7 @@ class Service:
             "checkpoint": str(m.checkpoint),
             "engine": self.engine,
             "input_keys": list(self.input_keys),
-            "accepts": "video" if self.need_video else "video or audio",
+            "accepts": self.accepts_text(),
             "fast": bool(getattr(m, "fast", False)),
             "fast_path": getattr(m, "fast_info", None),  # backend, reason, agreement, first-call seconds
             "device": str(getattr(m, "device", "cpu")),
@@ -349,6 +392,7 @@ class _UploadWriter:
         self.size = 0
         self.found = False  # a `file` part was seen
         self.format: str | None = None
+        self.kind: str | None = None  # video, audio or skeleton (sniff_media)
         self._fd: int | None = None
         self._in_file = False
         self._head = bytearray()
@@ -411,19 +455,20 @@ class _UploadWriter:
 
     # the file
     def _check_head(self) -> None:
-        found = sniff_media(self._head)
-        if found is None or found[1] not in self.service.accepted_kinds:
-            what = "a video" if self.service.need_video else "a video or audio file"
+        kinds = self.service.accepted_kinds
+        found = sniff_media(self._head) or (sniff_array(self._head) if "skeleton" in kinds else None)
+        if found is None or found[1] not in kinds:
+            what = "a video" if kinds == ("video",) else f"a {self.service.accepts_text()} file"
             got = f" (looks like {found[0]}, which has no video)" if found else ""
             raise RequestError(415, "unsupported_media_type", f"{self.filename} is not {what} in a known container format{got}")
-        self.format = found[0]
+        self.format, self.kind = found
         self._sniffed = True
         head, self._head = bytes(self._head), bytearray()
         self._write(head)
 
     def _write(self, piece: bytes) -> None:
         if self._fd is None:
-            self.path = self.service.new_upload_path()
+            self.path = self.service.new_upload_path(ARRAY_SUFFIXES.get(self.format, ".bin") if self.kind == "skeleton" else ".bin")
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         view = memoryview(piece)
         while view:
@@ -696,7 +741,8 @@ async def _handle_predict(request, service: Service):
         if upload.size == 0 or path is None:
             raise RequestError(400, "empty_upload", f"{name} is empty (0 bytes)")
         try:
-            await asyncio.to_thread(probe_media, path, need_video=service.need_video)
+            if upload.kind != "skeleton":  # an array file is checked by the model's loader (422 below)
+                await asyncio.to_thread(probe_media, path, need_video=service.need_video)
         except MediaError as err:
             raise RequestError(422, "undecodable_media", f"{name} {err.problem}") from None
 

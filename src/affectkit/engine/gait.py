@@ -12,7 +12,9 @@ streams and the target stay consistent; the original augments them independently
 
 Loss (spec D.7): ``CE(posture logits) + CE(movement logits) + w * MSE(affective)`` for a model whose
 output ``extras`` hold ``logits_posture`` / ``logits_movement`` / ``affective`` (BPM-GCN); a
-single-stream model (2s-AGCN) trains with ``CE(logits)``. The MSE is over real frames only. Evaluation
+single-stream model (2s-AGCN) trains with ``CE(logits)``. The MSE is over real frames only. ``w`` is
+the model's ``affective_weight`` (``model.args.affective_weight``, stored with the checkpoint;
+default 1.0 as in the paper and the released code, weights 1:1:1). Evaluation
 uses the averaged logits (``out.logits``), per-class accuracy among the classification metrics, and
 also reports each stream's accuracy (``accuracy_posture``, ``accuracy_movement``).
 
@@ -80,7 +82,7 @@ class GaitTask(ClassificationTask):
     name = "gait"
     select_metric = "accuracy"
     select_mode = "max"
-    affective_weight = 1.0
+    default_affective_weight = 1.0  # for a model without its own ``affective_weight`` (spec D.7: 1:1:1)
 
     def __init__(self, cfg, classes, polarity=None):
         super().__init__(cfg, classes, polarity)
@@ -118,7 +120,14 @@ class GaitTask(ClassificationTask):
         return GaitDataset(index.split(split), frames=self.frames, train=train, stats=self.stats(index), augment_p=p,
                            store=self._get_store())
 
-    def losses(self, out, batch) -> dict[str, torch.Tensor]:
+    def affective_weight(self, model) -> float:
+        """The weight of the affective MSE: the model's ``affective_weight`` (``model.args``)."""
+        inner = getattr(model, "module", model)  # DistributedDataParallel
+        return float(getattr(inner, "affective_weight", self.default_affective_weight))
+
+    def losses(self, out, batch, affective_weight: float | None = None) -> dict[str, torch.Tensor]:
+        """The loss terms (their sum is the loss); ``mse_affective`` already carries its weight."""
+        w = self.default_affective_weight if affective_weight is None else float(affective_weight)
         y = batch["label"]
         ex = out.extras or {}
         if "logits_posture" in ex and "logits_movement" in ex:
@@ -132,12 +141,12 @@ class GaitTask(ClassificationTask):
                 raise ConfigError(f"affective head gives {tuple(pred.shape[1:])} values, the target has "
                                   f"{tuple(target.shape[1:])}: model frames and input.skeleton.max_frames differ")
             m = batch["affective_mask"].to(pred.dtype)
-            parts["mse_affective"] = self.affective_weight * (((pred - target) ** 2) * m).sum() / m.sum().clamp(min=1)
+            parts["mse_affective"] = w * (((pred - target) ** 2) * m).sum() / m.sum().clamp(min=1)
         return parts
 
     def train_step(self, model, batch):
         out = model(**model_inputs(model, batch))
-        parts = self.losses(out, batch)
+        parts = self.losses(out, batch, self.affective_weight(model))
         loss = sum(parts.values())
         correct = (out.logits.detach().argmax(-1) == batch["label"]).float().mean()
         logs = {"loss": float(loss.detach()), "accuracy": float(correct)}
@@ -180,7 +189,12 @@ class GaitTask(ClassificationTask):
         """Label, confidence and probabilities of the averaged logits, plus each stream's label. A long
         walk (``sample["windows"]``, see :class:`GaitFileLoader`): the mean of the windows'
         probabilities (:meth:`pool_windows`), each stream's label from the mean of its windows'
-        probabilities, and each timeline entry with its frames (``start_frame``, ``end_frame``)."""
+        probabilities, and each timeline entry with its frames (``start_frame``, ``end_frame``).
+
+        Where the model computes a per-frame attention (``out.temporal_attention`` (B, T): BPM-GCN with PM
+        fusion), ``frame_attention`` lists it for the gait's real frames, ``[{frame, time, attention}]``
+        (``frame``: the frame of the input file, ``time``: its seconds); for a long walk each timeline
+        entry holds its window's ``frame_attention`` (``frames`` values)."""
         result = super().format_prediction(sample, out, i)
         ex = out.extras or {}
         windows = int(sample.get("windows") or 0)
@@ -195,6 +209,18 @@ class GaitTask(ClassificationTask):
         if windows and "window_frames" in sample:
             for entry, (a, b) in zip(result["timeline"], sample["window_frames"]):
                 entry["start_frame"], entry["end_frame"] = int(a), int(b)
+        att = out.temporal_attention
+        if att is not None:
+            att = att.float().cpu()
+            if windows:
+                if att.shape[0] == windows:
+                    for entry, row in zip(result["timeline"], att):
+                        entry["frame_attention"] = [round(float(a), 6) for a in row]
+            elif "frame_index" in sample:
+                row = att[i].tolist()
+                result["frame_attention"] = [{"frame": int(f), "time": round(float(t), 4), "attention": round(float(row[j]), 6)}
+                                             for j, (f, t) in enumerate(zip(sample["frame_index"], sample["frame_times"]))
+                                             if j < len(row)]
         for key in ("skeleton_frames", "frame_step", "pose"):
             if key in sample:
                 result[key] = sample[key]
@@ -244,6 +270,15 @@ class GaitFileLoader:
 
     windowed = True
 
+    @property
+    def accepts(self) -> dict[str, tuple[str, ...]]:
+        """What this loader reads, by kind -> file extensions: skeleton files and videos (the pose front
+        end). ``predict`` on a folder keeps these files; the service accepts uploads of these kinds."""
+        from ..data.datasets import VIDEO_EXTENSIONS
+        from ..data.modalities import SKELETON_EXTENSIONS
+
+        return {"skeleton": tuple(SKELETON_EXTENSIONS), "video": tuple(VIDEO_EXTENSIONS)}
+
     def read(self, path: str) -> tuple[np.ndarray, float, dict | None]:
         """``((T, 16, 3), fps, pose info or None)`` of a skeleton file or a video."""
         from pathlib import Path
@@ -278,7 +313,10 @@ class GaitFileLoader:
             skel = torch.from_numpy(np.ascontiguousarray(coords.transpose(2, 0, 1)))
             mask = torch.zeros(self.frames, dtype=torch.bool)
             mask[:n] = True
-            sample.update({"skeleton": skel, "skeleton_mask": mask, "skeleton_length": int(n)})
+            sub = t // self.frames if t // self.frames >= 2 else 1  # preprocess_gait's sub-sampling step
+            sample.update({"skeleton": skel, "skeleton_mask": mask, "skeleton_length": int(n),
+                           "frame_index": [j * sub * self.frame_step for j in range(n)],  # file frame of model frame j
+                           "frame_times": [j * sub / step_fps for j in range(n)]})
             return sample
         starts = list(range(0, t - self.frames + 1, self.hop))
         if starts[-1] != t - self.frames:

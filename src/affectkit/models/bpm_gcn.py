@@ -10,7 +10,10 @@ code) or max (the paper) pooling over time and joints; a classifier per stream a
 stream, the affective regression head (256 -> 31 * T hand-crafted posture features). The logits are
 the average of the two streams' logits (the code's inference); ``extras`` hold ``logits_posture``,
 ``logits_movement`` and ``affective`` (B, 31 * T), which :class:`affectkit.engine.gait.GaitTask` trains
-with CE + CE + MSE (weights 1:1:1).
+with ``CE + CE + affective_weight * MSE`` (``affective_weight``, a model argument stored with the
+checkpoint like CTEN's erasing options: ``model.args.affective_weight`` in the YAML or ``-o
+model.args.affective_weight=0.5``; default 1.0, the spec's and the released code's weights 1:1:1; 0
+trains without the affective constraint, the paper's Table VI ablation).
 
 Sizes at the full width (base 64, 4 classes, T = 48), counted with ``sum(p.numel())`` of the built
 model (``tests/models/test_bpm_gcn.py`` checks them, :data:`FULL_SIZE`): BPM-GCN 7,272,024 parameters
@@ -24,6 +27,12 @@ Fusion variants (``fusion_mode``): ``code`` (default: the released code, which p
 numbers) and ``paper``; see :class:`~affectkit.models.blocks.gcn.PMFusion`. In the code variant the
 movement update uses the temporal attention of the *updated* posture features (our reading of the
 sequential update). ``pm_fusion`` defaults to off (BPM-GCN, 88.99 % in the paper); on is BPM-GCN*.
+
+Per-frame attention: with PM fusion, ``temporal_attention`` (B, T) is the mean of the two per-frame
+gates (sigmoid, in [0, 1]) of the first fusion, the one at the input's frame rate (after block 4, T =
+48): ``tatt_m`` (which frames of the movement features flow into the posture stream) and ``tatt_p``
+(which frames of the posture features flow into the movement stream). ``predict`` reports it per
+frame (``frame_attention``). Without fusion (and for 2s-AGCN) the model computes none: ``None``.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.gait import FRAMES, NUM_AFFECTIVE, NUM_JOINTS, frame_mask, movement_features
+from ..errors import ConfigError
 from ..registry import NUM_CLASSES, register_model
 from .blocks.gcn import AGCNStream, PMFusion, spatial_graph
 from .outputs import ClassifierOutput
@@ -73,15 +83,21 @@ class BPMGCN(nn.Module):
     """Two-stream posture/movement adaptive GCN with optional PM fusion and affective regression."""
 
     input_keys = ("skeleton",)
+    export_extras = ("logits_posture", "logits_movement")  # carried by the ONNX export (each stream's label)
 
     def __init__(self, num_classes: int = 4, num_joints: int = NUM_JOINTS, frames: int = FRAMES, base_width: int = 64,
                  pm_fusion: bool = False, fusion_mode: str = "code", pool: str = "mean", affective_head: bool = True,
-                 adaptive: bool = True):
+                 adaptive: bool = True, affective_weight: float = 1.0):
         super().__init__()
         if pool not in ("mean", "max"):
             raise ValueError(f"pool {pool!r}: expected mean or max")
         if num_joints != NUM_JOINTS:
             raise ValueError(f"num_joints {num_joints}: BPM-GCN's graph is the 16-joint Emotion-Gait skeleton")
+        if isinstance(affective_weight, bool) or not isinstance(affective_weight, (int, float)) \
+                or not math.isfinite(affective_weight) or affective_weight < 0:
+            raise ConfigError(f"bpm_gcn: affective_weight (the weight of the affective-feature MSE in the loss) "
+                              f"must be a number >= 0, got {affective_weight!r}")
+        self.affective_weight = float(affective_weight)  # read by the gait task's loss (not used in forward)
         A = egait_graph()
         self.num_classes, self.num_joints, self.frames, self.pool = num_classes, num_joints, frames, pool
         self.posture = AGCNStream(3, A, base=base_width, adaptive=adaptive)
@@ -114,18 +130,21 @@ class BPMGCN(nn.Module):
         xm = self.movement.normalize(movement_features(x, mask))
         xp = self.posture.normalize(x)
         start = 0
+        attention = None
         for i, stop in enumerate(FUSION_AFTER):
             xp = self.posture.forward_blocks(xp, start, stop)
             xm = self.movement.forward_blocks(xm, start, stop)
             if self.fusion is not None:
-                xp, xm = self.fusion[i](xp, xm)
+                xp, xm, (tp, tm) = self.fusion[i].forward_with_attention(xp, xm)
+                if i == 0:  # the first fusion runs at the input's frame rate (T = 48): one weight per frame
+                    attention = (tp + tm) / 2
             start = stop
         fp, fm = _pool(xp, self.pool), _pool(xm, self.pool)
         lp, lm = self.fc_cls_p(fp), self.fc_cls_m(fm)
         extras = {"logits_posture": lp, "logits_movement": lm}
         if self.fc_aff is not None:
             extras["affective"] = self.fc_aff(fp)
-        return ClassifierOutput(logits=(lp + lm) / 2, temporal_attention=None, extras=extras)
+        return ClassifierOutput(logits=(lp + lm) / 2, temporal_attention=attention, extras=extras)
 
 
 class AGCN(nn.Module):
@@ -161,8 +180,6 @@ def skeleton_frames(cfg, classes) -> int:
     """The model's T: ``input.skeleton.max_frames`` (the gait preprocessing pads or sub-samples to it)."""
     frames = cfg.input.skeleton.max_frames
     if frames is None:
-        from ..errors import ConfigError
-
         raise ConfigError("input.skeleton.max_frames: the gait models are built for a fixed length (48); set it")
     return frames
 
@@ -170,7 +187,8 @@ def skeleton_frames(cfg, classes) -> int:
 GAIT_DERIVED_ARGS = {"num_classes": NUM_CLASSES, "frames": skeleton_frames,
                      "num_joints": "input.skeleton.num_joints"}
 BPM_DEFAULTS = {"num_classes": 4, "num_joints": NUM_JOINTS, "frames": FRAMES, "base_width": 64, "pm_fusion": False,
-                "fusion_mode": "code", "pool": "mean", "affective_head": True, "adaptive": True}
+                "fusion_mode": "code", "pool": "mean", "affective_head": True, "adaptive": True,
+                "affective_weight": 1.0}  # the loss weight of the affective MSE (spec D.7: CE + CE + 1 * MSE)
 AGCN_DEFAULTS = {"num_classes": 4, "num_joints": NUM_JOINTS, "frames": FRAMES, "base_width": 64, "in_channels": 3,
                  "pool": "mean", "adaptive": True}
 

@@ -61,7 +61,10 @@
     html("b", null, m.name, el.model);
     el.model.append(` · ${classes.length} classes · ${m.engine}${m.fast ? " (fast)" : ""}`);
     el.model.title = classes.join(", ");
-    if (m.accepts && m.accepts.indexOf("audio") >= 0) {
+    if (m.accepts && m.accepts.indexOf("skeleton") >= 0) {  // a gait model: skeleton files, walking videos
+      el.file.accept = "video/*,.npy,.npz,.csv,.h5,.hdf5";
+      el.drop.querySelector(".drop-title").textContent = "Choose a skeleton file or a walking video";
+    } else if (m.accepts && m.accepts.indexOf("audio") >= 0) {
       el.file.accept = "video/*,audio/*";
       el.drop.querySelector(".drop-title").textContent = "Choose a video or audio file";
     }

@@ -211,10 +211,20 @@ class PMFusion(nn.Module):
         return self.time[s](x.mean(dim=(1, 3)))[:, None, :, None]  # (N, 1, T, 1)
 
     def forward(self, xp: Tensor, xm: Tensor) -> tuple[Tensor, Tensor]:
+        xp, xm, _ = self.forward_with_attention(xp, xm)
+        return xp, xm
+
+    def forward_with_attention(self, xp: Tensor, xm: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """``(x_p, x_m, (tatt_p, tatt_m))``: the updated features and the two per-frame attentions
+        ``(N, T)`` (``tatt_m`` gates the movement features added to the posture stream, ``tatt_p`` the
+        posture features added to the movement stream)."""
         if self.mode == "code":
-            xp = xp + xm * self._tatt(xm * self._natt(xm, 1), 1)
-            xm = xm + xp * self._tatt(xp * self._natt(xp, 0), 0)
-            return xp, xm
-        new_p = xp + xm * self._tatt(xm, 1) * self._natt(xm, 1)
-        new_m = xm + xp * self._tatt(xp, 0) * self._natt(xp, 0)
-        return new_p, new_m
+            tm = self._tatt(xm * self._natt(xm, 1), 1)
+            xp = xp + xm * tm
+            tp = self._tatt(xp * self._natt(xp, 0), 0)
+            xm = xm + xp * tp
+            return xp, xm, (tp[:, 0, :, 0], tm[:, 0, :, 0])
+        tm, tp = self._tatt(xm, 1), self._tatt(xp, 0)
+        new_p = xp + xm * tm * self._natt(xm, 1)
+        new_m = xm + xp * tp * self._natt(xp, 0)
+        return new_p, new_m, (tp[:, 0, :, 0], tm[:, 0, :, 0])
