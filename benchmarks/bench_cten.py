@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_vaanet import Background, clock_reference, machine_info, maxrss_mb, wait_quiet  # noqa: E402
+from bench_vaanet import (Background, _summary, clock_reference, machine_info, maxrss_mb, run_phase,  # noqa: E402
+                          wait_quiet)
 
 PHASES = ("cten_forward", "vaanet_forward", "cten_train")
 
@@ -42,11 +41,6 @@ QUICK = {"cten": dict(depth=18, width=16, audio_width=16, nonlocal_dim=32, seq_l
                       sample_size=56, audio_frames=400, audio_bins=64),
          "vaanet": dict(depth=18, width=16, audio_width=16, seq_len=4, snippet_duration=8, sample_size=56,
                         audio_frames=512)}
-
-
-def _summary(times: list[float], background: float) -> dict:
-    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
-            "runs_s": [round(t, 4) for t in times], "background_cpu": round(background, 3)}
 
 
 def _model(name: str, quick: bool, **extra):
@@ -232,15 +226,7 @@ def main(argv=None) -> int:
                    "--train-batch", str(args.train_batch), "--threads", str(args.threads)]
             if args.quick:
                 cmd.append("--quick")
-            t0 = time.time()
-            print(f"[bench] {phase} ...", file=sys.stderr, flush=True)
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            entry: dict = {"wall_s": round(time.time() - t0, 1), "loadavg_after": list(os.getloadavg()), **quiet}
-            if p.returncode != 0:
-                entry["error"] = (p.stderr or "").strip().splitlines()[-5:]
-            else:
-                entry.update(json.loads(p.stdout.strip().splitlines()[-1]))
-            report["phases"][phase] = entry
+            report["phases"][phase] = run_phase(phase, cmd, quiet)
     c, v = report["phases"].get("cten_forward", {}), report["phases"].get("vaanet_forward", {})
     if "plain_fp32" in c and "plain_fp32" in v:
         report["cten_vs_vaanet_plain_forward"] = round(c["plain_fp32"]["median_s"] / v["plain_fp32"]["median_s"], 2)

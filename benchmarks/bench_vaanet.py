@@ -584,6 +584,20 @@ CHILD = {"decode": phase_decode, "forward": phase_forward, "train": phase_train,
 
 
 # ----------------------------------------------------------------------------------------------
+def run_phase(phase: str, cmd: list[str], quiet: dict) -> dict:
+    """Run one benchmark phase in its own process (``cmd``); its last stdout line is its JSON result.
+    Returns that result with the wall time and the load, or the last lines of stderr under ``error``."""
+    t0 = time.time()
+    print(f"[bench] {phase} ...", file=sys.stderr, flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    entry: dict = {"wall_s": round(time.time() - t0, 1), "loadavg_after": list(os.getloadavg()), **quiet}
+    if p.returncode != 0:
+        entry["error"] = (p.stderr or "").strip().splitlines()[-5:]
+    else:
+        entry.update(json.loads(p.stdout.strip().splitlines()[-1]))
+    return entry
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run with small sizes")
@@ -621,15 +635,7 @@ def main(argv=None) -> int:
                 cmd.append("--quick")
             if args.no_agreement:
                 cmd.append("--no-agreement")
-            t0 = time.time()
-            print(f"[bench] {phase} ...", file=sys.stderr, flush=True)
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            entry: dict = {"wall_s": round(time.time() - t0, 1), "loadavg_after": list(os.getloadavg()), **quiet}
-            if p.returncode != 0:
-                entry["error"] = (p.stderr or "").strip().splitlines()[-5:]
-            else:
-                entry.update(json.loads(p.stdout.strip().splitlines()[-1]))
-            report["phases"][phase] = entry
+            report["phases"][phase] = run_phase(phase, cmd, quiet)
     report["loadavg_end"] = list(os.getloadavg())
     text = json.dumps(report, indent=2)
     print(text)

@@ -139,6 +139,19 @@ def derive_model_args(cfg, classes: list[str]) -> dict[str, Any]:
     return model_config(cfg.model.name, **args)
 
 
+def other_length_kwargs(model, length: int = 23) -> dict[str, int]:
+    """``example_inputs`` keywords giving another input length, for a model declaring dynamic axes
+    (``export_dynamic_axes``, e.g. TSL-Net's ``steps``) that ``example_inputs`` takes by name; {} otherwise.
+    Used to check that an exported or compiled graph did not keep the example's length."""
+    import inspect
+
+    names = {n for axes in (getattr(model, "export_dynamic_axes", {}) or {}).values() for n in axes.values()}
+    if not names or not hasattr(model, "example_inputs"):
+        return {}
+    params = inspect.signature(model.example_inputs).parameters
+    return {n: length for n in sorted(names) if n in params}
+
+
 def reads_media(name: str) -> bool:
     """Whether the registered model ``name`` reads media files (video, audio, text beside them), as opposed
     to pre-extracted features or skeletons only."""

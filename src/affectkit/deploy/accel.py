@@ -285,15 +285,10 @@ class FastModel(nn.Module):
 
 
 def _other_length_inputs(model: nn.Module) -> dict | None:
-    """Example inputs at another length for a model declaring dynamic axes that ``example_inputs`` takes as
-    keywords (TSL-Net: ``steps``); None for fixed-shape models."""
-    import inspect
+    """Example inputs at another length for a variable-length model (TSL-Net); None for fixed-shape models."""
+    from ..registry import other_length_kwargs
 
-    names = {n for axes in (getattr(model, "export_dynamic_axes", {}) or {}).values() for n in axes.values()}
-    if not names or not hasattr(model, "example_inputs"):
-        return None
-    params = inspect.signature(model.example_inputs).parameters
-    kw = {n: 23 for n in sorted(names) if n in params}
+    kw = other_length_kwargs(model)
     return model.example_inputs(1, **kw) if kw else None
 
 

@@ -271,11 +271,10 @@ def _dynamic_dims(model: nn.Module, keys: tuple[str, ...], batch) -> tuple[dict,
 def _verification_inputs(model: nn.Module, batch_sizes: tuple[int, ...]) -> list[dict[str, torch.Tensor]]:
     """Example inputs at each batch size and, for a model with a dynamic axis that ``example_inputs`` takes as a
     keyword (TSL-Net's ``steps``), also at an odd length (the graph must not have kept the example's length)."""
-    import inspect
+    from ..registry import other_length_kwargs
 
-    params = inspect.signature(model.example_inputs).parameters
-    names = {n for axes in (getattr(model, "export_dynamic_axes", {}) or {}).values() for n in axes.values()}
-    variants = [{}] + [{n: 23} for n in sorted(names) if n in params]
+    other = other_length_kwargs(model)
+    variants = [{}] + ([other] if other else [])
     return [model.example_inputs(batch_size=bs, **v) for bs in batch_sizes for v in variants]
 
 

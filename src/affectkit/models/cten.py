@@ -409,6 +409,16 @@ class CTEN(_CTENBase):
                     m(x)
         return a
 
+    def _audio(self, audio: Tensor | None, audio_features: Tensor | None) -> Tensor:
+        if audio_features is None:
+            if audio is None:
+                raise ValueError("cten: `audio` (B, audio_frames, audio_bins) is required")
+            return self.audio_stream(audio)
+        if audio_features.dim() != 3 or audio_features.shape[1:] != (self.seq_len, self.trunk_channels):
+            raise ValueError(f"cten: audio features must be (B, {self.seq_len}, {self.trunk_channels}) "
+                             f"(the output of audio_stream), got {tuple(audio_features.shape)}")
+        return audio_features
+
     def _fuse(self, v: Tensor, a: Tensor) -> Tensor:  # (B, S, C) x 2 -> (B, 2C, S)
         if self.cross_query == "original":
             v2 = v + self.visual_cross(a, v, v)
@@ -421,15 +431,8 @@ class CTEN(_CTENBase):
     def forward(self, video: Tensor | None = None, audio: Tensor | None = None, *,
                 video_features: Tensor | None = None, audio_features: Tensor | None = None) -> ClassifierOutput:
         """``audio_features``: the output of :meth:`audio_stream` (B, S, C), in place of ``audio``."""
-        v = self._visual(video, video_features)
-        if audio_features is None:
-            if audio is None:
-                raise ValueError("cten: `audio` (B, audio_frames, audio_bins) is required")
-            audio_features = self.audio_stream(audio)
-        elif audio_features.dim() != 3 or audio_features.shape[1:] != (self.seq_len, self.trunk_channels):
-            raise ValueError(f"cten: audio features must be (B, {self.seq_len}, {self.trunk_channels}) "
-                             f"(the output of audio_stream), got {tuple(audio_features.shape)}")
-        logits, gamma, snippet_logits = self._pool(self._fuse(v, audio_features))
+        logits, gamma, snippet_logits = self._pool(self._fuse(self._visual(video, video_features),
+                                                              self._audio(audio, audio_features)))
         return ClassifierOutput(logits=logits, temporal_attention=gamma, extras={"snippet_logits": snippet_logits})
 
     def forward_export(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor, Tensor]:
