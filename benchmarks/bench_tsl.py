@@ -95,6 +95,10 @@ def _original_model(repo: str):
     ``import torchvision`` is stubbed and its ``.cuda()`` calls made no-ops so that it runs on the CPU."""
     import types
 
+    missing = [f for f in ("model_tsl.py", "train.py", "utils.py") if not (Path(repo) / f).is_file()]
+    if missing:
+        raise SystemExit(f"--original-repo {repo}: not a checkout of nku-zhichengzhang/TSL300 "
+                         f"(missing {', '.join(missing)})")
     sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
     torch.Tensor.cuda = lambda self, *a, **k: self  # the original's loss moves tensors with .cuda()
     sys.path.insert(0, str(Path(repo).resolve()))
