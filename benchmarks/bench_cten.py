@@ -60,12 +60,13 @@ def _params(model) -> dict:
 # ----------------------------------------------------------------------------------------------
 # forward latency: plain eager fp32 vs the fast path, batch 1
 # ----------------------------------------------------------------------------------------------
-def phase_forward(name: str, args) -> dict:
+def phase_forward(name: str, args, model=None) -> dict:
+    """Plain vs fast forward of ``model`` (default: the registered ``name`` at full size, or QUICK)."""
     import torch
 
     from affectkit.deploy.accel import accelerate
 
-    model = _model(name, args.quick).eval()
+    model = (model if model is not None else _model(name, args.quick)).eval()
     inputs = model.example_inputs(1)
     out: dict = {"model": name, **_params(model), "inputs": {k: list(v.shape) for k, v in inputs.items()},
                  "clock_start": clock_reference()}
