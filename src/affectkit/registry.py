@@ -6,7 +6,9 @@ A registry entry is the one place where a model declares what the rest of the ki
 - ``tasks``: the training tasks it fits (``classify``, ...; a config whose ``task`` is not one of them
   is an error);
 - ``input_keys``: the sample keys its ``forward`` takes (data loading in training and prediction
-  reads only those modalities);
+  reads only those modalities); ``input_keys_for``, optional: ``(args) -> keys`` for a model whose
+  keys depend on its arguments (MBT with a text encoder adds ``text``), read by
+  :meth:`ModelEntry.keys_for`; ``input_keys`` is then its value on the default config;
 - ``derived_args``: the arguments that follow from the data and the input config, as
   ``{arg: source}`` where a source is a dotted config path (``"input.seq_len"``), :data:`NUM_CLASSES`,
   or a callable ``(cfg, classes) -> value``;
@@ -37,6 +39,11 @@ class ModelEntry:
     derived_args: dict[str, Any] = field(default_factory=dict)
     pretrained_args: tuple[str, ...] = ()
     tiny_args: dict[str, Any] = field(default_factory=dict)
+    input_keys_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+
+    def keys_for(self, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """The sample keys of the model built with ``args`` (its full argument dict)."""
+        return self.input_keys if self.input_keys_for is None else tuple(self.input_keys_for(args))
 
     @property
     def task(self) -> str:  # the first (default) task
@@ -56,7 +63,8 @@ _MODELS: dict[str, ModelEntry] = {}
 def register_model(name: str, *, default_config: dict[str, Any], input_keys: tuple[str, ...],
                    tasks: tuple[str, ...] | str = ("classify",), description: str = "",
                    derived_args: Mapping[str, Any] | None = None, pretrained_args: tuple[str, ...] = (),
-                   tiny_args: Mapping[str, Any] | None = None):
+                   tiny_args: Mapping[str, Any] | None = None,
+                   input_keys_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None):
     """Decorator: ``@register_model("vaanet", default_config={...}, input_keys=("video", "audio"))``
     on ``builder(**cfg) -> nn.Module``; see the module docstring for the other fields."""
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
@@ -65,6 +73,8 @@ def register_model(name: str, *, default_config: dict[str, Any], input_keys: tup
     for key in list(derived_args or {}) + list(pretrained_args) + list(tiny_args or {}):
         if key not in default_config:
             raise ValueError(f"model {name!r}: {key!r} is declared but not in its default_config")
+    if input_keys_for is not None and tuple(input_keys_for(default_config)) != tuple(input_keys):
+        raise ValueError(f"model {name!r}: input_keys_for(default_config) must equal input_keys {tuple(input_keys)}")
 
     def wrap(builder):
         if name in _MODELS:
@@ -72,7 +82,8 @@ def register_model(name: str, *, default_config: dict[str, Any], input_keys: tup
         _MODELS[name] = ModelEntry(name, builder, dict(default_config), tasks,
                                    description or (builder.__doc__ or "").strip().split("\n")[0],
                                    input_keys=tuple(input_keys), derived_args=dict(derived_args or {}),
-                                   pretrained_args=tuple(pretrained_args), tiny_args=dict(tiny_args or {}))
+                                   pretrained_args=tuple(pretrained_args), tiny_args=dict(tiny_args or {}),
+                                   input_keys_for=input_keys_for)
         return builder
 
     return wrap

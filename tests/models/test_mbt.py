@@ -214,3 +214,169 @@ def test_the_classification_task_trains_mbt_heads_through_its_loss_hook():
     out = task.train_step(model, batch)
     out.loss.backward()
     assert calls == [1] and torch.isfinite(out.loss)
+
+
+# ------------------------------------------------------------------------------------------------
+# text stream (text_encoder: word | hf)
+TEXT = [["so happy to see you", ""], ["why would this happen again", "sad"]]
+
+
+def _text_model(name="mbt_mart", **kw):
+    return _tiny(name, text_encoder="word", text_max_len=8, **kw)
+
+
+@pytest.mark.parametrize("fusion", ["bottleneck", "moda"])
+@pytest.mark.parametrize("name", ["mbt_mart", "mbt"])
+def test_text_stream_shapes_and_heads(fusion, name):
+    model = _text_model(name, fusion=fusion, head_init="default")
+    assert model.input_keys == ("video", "audio", "text")
+    assert list(model.head) == (["shared"] if name == "mbt" else ["video", "audio", "text"])
+    x = model.example_inputs(2)
+    assert len(x["text"]) == 2 and len(x["text"][0]) == 2  # per-window strings
+    out = model(**x)
+    ml = out.extras["modality_logits"]
+    assert out.logits.shape == (2, 3) and ml.shape == (2, 3, 3) and out.extras["snippet_logits"].shape == (2, 2, 3)
+    assert torch.allclose(model._combine(ml), out.logits, atol=1e-5)  # combined over the three modalities
+    if model.segment_mode:
+        assert torch.allclose(out.extras["snippet_logits"].mean(1), out.logits, atol=1e-5)
+        assert out.extras["segment_text_tokens"].shape[:2] == (2, 2)
+    ids, mask = model.tokenize_text(x["text"])
+    again = model(video=x["video"], audio=x["audio"], text_ids=ids, text_mask=mask)  # pre-tokenised
+    assert torch.allclose(again.logits, out.logits, atol=1e-6)
+    one = model(video=x["video"], audio=x["audio"], text=[["so happy"], ["sad"]])  # one text for all windows
+    assert torch.isfinite(one.logits).all()
+    with pytest.raises(ValueError, match="text has 3 windows"):
+        model(video=x["video"], audio=x["audio"], text=[["a", "b", "c"]] * 2)
+    with pytest.raises(ValueError, match="has a text encoder"):
+        model(video=x["video"], audio=x["audio"])
+
+
+@pytest.mark.parametrize("fusion", ["bottleneck", "moda"])
+def test_text_reaches_other_heads_only_through_fusion(fusion):
+    x = _text_model(fusion=fusion).example_inputs(1)
+    a_text, b_text = [["so happy to see you", "so happy"]], [["why would this happen again", "sad sad"]]
+    for fusion_layer, crosses in ((3, False), (1, True)):
+        model = _text_model(fusion=fusion, depth=3, fusion_layer=fusion_layer)
+        if fusion == "moda":
+            with torch.no_grad():
+                for layer in model.moda or []:
+                    layer.align.ratio.fill_(1.0)
+        a = model(video=x["video"], audio=x["audio"], text=a_text).extras["modality_logits"][0]
+        b = model(video=x["video"], audio=x["audio"], text=b_text).extras["modality_logits"][0]
+        assert not torch.allclose(a[2], b[2])  # the text head always sees the text
+        assert torch.allclose(a[0], b[0], atol=1e-6) != crosses  # the video head only through fusion
+        assert torch.allclose(a[1], b[1], atol=1e-6) != crosses  # and the audio head
+
+
+@pytest.mark.parametrize("fusion", ["bottleneck", "moda"])
+def test_empty_windows_and_padded_positions(fusion):
+    model = _text_model(fusion=fusion, head_init="default", depth=3, fusion_layer=1)
+    if fusion == "moda":
+        with torch.no_grad():
+            for layer in model.moda:
+                layer.align.ratio.fill_(1.0)
+    x = model.example_inputs(2)
+    empty = model(video=x["video"], audio=x["audio"], text=[["", ""], ["", ""]])
+    assert torch.isfinite(empty.logits).all() and torch.isfinite(empty.extras["segment_text_tokens"]).all()
+    text_head = empty.extras["modality_logits"][:, 2]  # no valid text token: a zero feature, the head's bias
+    assert torch.allclose(text_head, model.head["text"].bias.expand(2, -1), atol=1e-6)
+    # an empty window is as if there were no text for the other modalities (bottleneck: it does not enter
+    # the bottleneck average; moda: padded keys are masked and left out of the alignment)
+    v = model.normalize_video(x["video"]).reshape(4, 3, 4, 32, 32)
+    a = ((x["audio"] - model.audio_norm[0]) / model.audio_norm[1]).reshape(4, 32, 16)
+    alone = model.encode(v, a)
+    with_empty = model.encode(v, a, torch.randn(4, 3, 32), torch.ones(4, 3, dtype=torch.bool))
+    assert torch.allclose(alone["video"], with_empty["video"], atol=1e-5)
+    assert torch.allclose(alone["audio"], with_empty["audio"], atol=1e-5)
+    with_text = model.encode(v, a, torch.randn(4, 3, 32), torch.zeros(4, 3, dtype=torch.bool))
+    assert not torch.allclose(alone["video"], with_text["video"], atol=1e-3)  # (valid text does cross)
+    ids, mask = model.tokenize_text(TEXT)
+    assert mask.any()  # some padding to vary
+    out = model(video=x["video"], audio=x["audio"], text_ids=ids, text_mask=mask)
+    other = ids.masked_fill(mask, 123)
+    again = model(video=x["video"], audio=x["audio"], text_ids=other, text_mask=mask)
+    assert torch.equal(again.logits, out.logits)
+    assert torch.allclose(model(video=x["video"], audio=x["audio"], text=TEXT).logits, out.logits, atol=1e-6)
+    clip = _text_model("mbt", fusion=fusion, head_init="default")
+    cx = clip.example_inputs(2)
+    ids, mask = clip.tokenize_text(TEXT)
+    base = clip(video=cx["video"], audio=cx["audio"], text_ids=ids, text_mask=mask)
+    assert torch.equal(clip(video=cx["video"], audio=cx["audio"], text_ids=ids.masked_fill(mask, 9),
+                            text_mask=mask).logits, base.logits)
+    assert torch.isfinite(clip(video=cx["video"], audio=cx["audio"], text=[[""], [""]]).logits).all()
+
+
+@pytest.mark.parametrize("fusion", ["bottleneck", "moda"])
+def test_gradients_reach_the_text_encoder(fusion):
+    model = _text_model(fusion=fusion).train()
+    x = model.example_inputs(2)
+    out = model(**x)
+    loss = model.classification_loss(out, torch.tensor([0, 2]), torch.nn.CrossEntropyLoss())
+    ml = out.extras["modality_logits"]
+    ce = torch.nn.CrossEntropyLoss()
+    assert torch.allclose(loss, sum(ce(ml[:, m], torch.tensor([0, 2])) for m in range(3)))  # text's loss too
+    loss.backward()
+    enc = model.text_encoder
+    assert enc.embed.weight.grad is not None and enc.embed.weight.grad.abs().sum() > 0
+    assert enc.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert model.head["text"].weight.grad.abs().sum() > 0
+    assert enc.embed.weight.grad[0].abs().sum() == 0  # the pad row never learns
+    fused = model.text_blocks[0]
+    assert fused.attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_text_options_keys_and_parameter_count():
+    entry = get_model_entry("mbt")
+    assert entry.input_keys == ("video", "audio") and get_model_entry("mbt_mart").input_keys == ("video", "audio")
+    assert entry.keys_for(entry.default_config) == ("video", "audio")
+    assert entry.keys_for({**entry.default_config, "text_encoder": "word"}) == ("video", "audio", "text")
+    plain, text = _tiny("mbt_mart"), _text_model(text_layers=0, text_buckets=100)
+    assert plain.input_keys == ("video", "audio") and plain.text_encoder is None
+    d, k = 32, 3
+    block = 4 * d * d + 4 * d + 2 * 2 * d + 2 * 4 * d * d + 4 * d + d
+    # embedding (101 ids) + encoder norm, the fusion layer's text block, the text norm, the text head
+    assert _count(text) - _count(plain) == 101 * d + 2 * d + block + 2 * d + d * k + k
+    with pytest.raises(ConfigError, match="text_encoder must be one of"):
+        _tiny("mbt", text_encoder="bert")
+    with pytest.raises(ConfigError, match="not a model folder"):
+        _tiny("mbt", text_encoder="hf", text_model_dir="/no/such/bert")
+    with pytest.raises(ValueError, match="no text_encoder"):
+        plain(**plain.example_inputs(1), text=[["hello", "world"]])
+
+
+def test_text_configs_derive_text_models():
+    from affectkit.engine.tasks import model_inputs
+
+    for name, fusion in (("mbt/mbt_synth_text.yaml", "bottleneck"), ("mbt/mbt_synth_moda.yaml", "moda")):
+        cfg = load_config(name)
+        args = derive_model_args(cfg, ["a", "b", "c", "d"])
+        assert args["text_encoder"] == "word" and args["fusion"] == fusion and args["segment_mode"]
+        assert get_model_entry("mbt").keys_for(args) == ("video", "audio", "text")
+        model = create_model("mbt", **{**args, "depth": 3, "fusion_layer": 2}).eval()
+        assert model.input_keys == ("video", "audio", "text")
+        batch = {**model.example_inputs(1), "label": torch.tensor([0])}
+        assert set(model_inputs(model, batch)) == {"video", "audio", "text"}
+        ids, _ = model.tokenize_text(batch["text"])
+        tokenised = {k: v for k, v in batch.items() if k != "text"} | {"text_ids": ids}
+        inputs = model_inputs(model, tokenised)  # pre-tokenised ids stand in for the strings
+        assert set(inputs) == {"video", "audio", "text_ids"}
+        assert torch.allclose(model(**inputs).logits, model(**model_inputs(model, batch)).logits, atol=1e-6)
+
+
+def test_hf_text_encoder_in_mbt(tmp_path):
+    from .test_text_encoder import _bert_folder
+
+    folder, _, _ = _bert_folder(tmp_path / "bert")
+    for fusion in ("bottleneck", "moda"):
+        model = _tiny("mbt_mart", fusion=fusion, text_encoder="hf", text_model_dir=str(folder), text_max_len=8,
+                      head_init="default")
+        assert not any(p.requires_grad for p in model.text_encoder.model.parameters())
+        x = model.example_inputs(2)
+        out = model(**x)
+        assert out.extras["modality_logits"].shape == (2, 3, 3) and torch.isfinite(out.logits).all()
+        empty = model(video=x["video"], audio=x["audio"], text=[["", ""], ["", ""]])
+        assert torch.isfinite(empty.logits).all()
+        again = _tiny("mbt_mart", fusion=fusion, text_encoder="hf", text_model_dir=str(folder), text_max_len=8,
+                      head_init="default")
+        again.load_state_dict(model.state_dict())
+        assert torch.allclose(again(**x).logits, out.logits, atol=1e-6)

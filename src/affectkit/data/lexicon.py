@@ -77,7 +77,7 @@ from .datasets import DATASET_PRESETS, EK6_CLASSES, POLARITY_PRESETS, VE8_CLASSE
 
 __all__ = [
     "LexiconHit", "Lexicon", "SenticNetLexicon", "NRCLexicon", "WordListLexicon", "LexiconUnavailableError",
-    "get_lexicon", "LEXICON_NAMES", "MOOD_TO_VE8", "MOOD_TO_EK6", "UNMAPPED", "SENTICNET_MOOD_TAGS",
+    "get_lexicon", "resolve_lexicon", "window_words", "LEXICON_NAMES", "MOOD_TO_VE8", "MOOD_TO_EK6", "UNMAPPED", "SENTICNET_MOOD_TAGS",
     "NRC_TO_VE8", "NRC_TO_EK6", "NRC_PRIORITY", "CLASS_POLARITY", "REQUIREMENTS", "tokenize", "rule_lemmas",
     "default_lemmatizer", "senticnet_mood_tags", "parse_senticnet_source", "Token",
 ]
@@ -691,3 +691,29 @@ def get_lexicon(name: str = "senticnet", label_set: str | Sequence[str] | None =
     if key == "synthetic":
         return WordListLexicon.synthetic(label_set, **kwargs)
     raise ConfigError(f"unknown lexicon {name!r}; expected one of {', '.join(LEXICON_NAMES)}")
+
+
+def resolve_lexicon(name: str | None, label_set: str | Sequence[str] | None = "ve8") -> Lexicon | None:
+    """The lexicon a config names (``input.text.lexicon``): ``auto`` is SenticNet when ``sentic`` is
+    installed, else NRC when ``nrclex`` is, else none; ``none`` / ``None`` is no lexicon; any other
+    name as :func:`get_lexicon` (a missing package is then a :class:`LexiconUnavailableError`)."""
+    key = "none" if name is None else str(name).lower()
+    if key == "none":
+        return None
+    if key == "auto":
+        for candidate, package in (("senticnet", "sentic"), ("nrc", "nrclex")):
+            if importlib.util.find_spec(package) is not None:
+                return get_lexicon(candidate, label_set)
+        return None
+    return get_lexicon(key, label_set)
+
+
+def window_words(texts: Sequence[str], lexicon: Lexicon) -> list[list[dict[str, Any]]]:
+    """Per window of text, its emotional words as JSON-ready dicts (``word``, ``concept``,
+    ``sentiment``, ``emotion``, ``degree``, ``polarity``, ``mood_tags``), in text order."""
+    out = []
+    for text in texts:
+        out.append([{"word": h.text, "concept": h.concept, "sentiment": h.sentiment, "emotion": h.emotion,
+                     "degree": round(float(h.degree), 4), "polarity": round(float(h.polarity), 4),
+                     "mood_tags": list(h.mood_tags)} for h in lexicon.find(text or "")])
+    return out

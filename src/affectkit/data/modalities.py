@@ -12,7 +12,8 @@ naming the file and the problem.
 - ``text`` (:class:`TextModality`): the record's subtitles (``record.subtitles``: ``.srt``, ``.vtt``,
   ``.txt``) or transcript (``record.extra["text"]``, a string); a plain path (predict) uses the
   ``.srt`` beside it (``input.text.sidecar``), or the path itself when it is a subtitle file.
-  ``text`` is a list of strings: one per snippet window when the sample has ``snippet_times`` (the
+  ``text`` is a list of strings: one per snippet window when the sample has ``segment_times`` (the S
+  equal segments of a video, as MART's srt2seg) or ``snippet_times`` (the
   text of the cues overlapping each window; an untimed transcript is the whole text in every
   window), else one string (all the text). No text gives empty strings (``input.text.on_missing:
   empty``) or an error (``error``).
@@ -119,6 +120,9 @@ class VideoModality:
         fps = info.fps if info.fps and info.fps > 0 else 30.0
         sample["video"] = part["video"]
         sample["snippet_times"] = torch.tensor(snippet_spans(idx, fps), dtype=torch.float32).reshape(-1, 2)
+        # the S equal segments of the video the snippets stand for (TSN); text windows (MART's srt2seg)
+        edges = np.linspace(0.0, float(info.duration), cfg.seq_len + 1)
+        sample["segment_times"] = torch.tensor(np.stack([edges[:-1], edges[1:]], 1), dtype=torch.float32)
         sample["fps"] = float(fps)
         sample["duration"] = float(info.duration)
         sample["path"] = str(path)
@@ -249,7 +253,9 @@ class TextModality:
         from .text import text_in_window
 
         text = self._read(src)
-        times = sample.get("snippet_times")
+        # one text window per snippet: the video's segment it was sampled from (MART: duration / S each),
+        # or the snippet's own span when there is no segment (e.g. audio windows)
+        times = sample.get("segment_times", sample.get("snippet_times"))
         windows = [tuple(map(float, w)) for w in times.tolist()] if times is not None else None
         if isinstance(text, list):
             sample["text"] = [text_in_window(text, a, b) for a, b in windows] if windows else [text_in_window(text)]

@@ -236,7 +236,8 @@ def plot_timeline(result: dict[str, Any], path: str | os.PathLike):
     """Emotion over time, in one PNG: the per-snippet class probabilities as one line per class (the
     video's label drawn thickest), annotated episodes (``result["true_episodes"]``, ``[start, end]``
     pairs) shaded when given, and below, smaller, the temporal attention (the model's weight per
-    snippet); the title names the video, its label, confidence and sentiment. A result without
+    snippet); the emotional words of each window's text (``emotional_words``) are written at the top
+    of its span; the title names the video, its label, confidence and sentiment. A result without
     per-snippet probabilities gets the attention alone. Returns the (closed) matplotlib Figure."""
     import matplotlib
 
@@ -277,6 +278,12 @@ def plot_timeline(result: dict[str, Any], path: str | os.PathLike):
             axis.axvspan(a, b, color="tab:blue", alpha=0.12, label="annotated episode" if k == 0 and axis is ax else None)
         for k, kf in enumerate(result.get("keyframes") or []):  # emotional keyframes the temporal attention located (CTEN)
             axis.axvspan(kf["start"], kf["end"], color="tab:green", alpha=0.15, label="keyframes" if k == 0 and axis is ax else None)
+    for seg in tl:  # emotional words the lexicon found in each window's text (models taking text)
+        words = [w["word"] for w in seg.get("emotional_words") or []]
+        if words:
+            label = ", ".join(words[:3]) + (" …" if len(words) > 3 else "")
+            ax.annotate(label, ((seg["start"] + seg["end"]) / 2, 0.98), xycoords=("data", "axes fraction"), ha="center",
+                        va="top", fontsize=7, rotation=90 if len(tl) > 8 else 0, color="0.25")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="class" if with_probs else None)
     ax.set_xlim(0, max(result.get("duration") or 0, tl[-1]["end"] if tl else 1))

@@ -91,7 +91,7 @@ class Task:
 
     @property
     def input_keys(self) -> tuple[str, ...]:
-        return get_model_entry(self.cfg.model.name).input_keys
+        return get_model_entry(self.cfg.model.name).keys_for(self.model_args())
 
     # -- data ---------------------------------------------------------------------------------
     def dataset(self, index, split: str, *, train: bool):
@@ -222,7 +222,30 @@ class ClassificationTask(Task):
                   "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}, "timeline": timeline}
         if self.polarity:
             result["sentiment"] = self.polarity[classes[top]]
+        texts = sample.get("text")
+        if isinstance(texts, (list, tuple)) and timeline and len(texts) == len(timeline):
+            self._add_words(result, [str(t) for t in texts], sample.get("segment_times"))
         return result
+
+    def _add_words(self, result: dict, texts: list[str], spans=None) -> None:
+        """Each timeline window's text (``text``; ``text_span``: the video segment it was read from, when
+        the sample has one) and, where a lexicon is configured (``input.text.lexicon``), its emotional
+        words with their lexicon entries; ``result["lexicon"]`` names the lexicon (None: none)."""
+        from ..data.lexicon import resolve_lexicon, window_words
+
+        if not hasattr(self, "_lexicon"):
+            name = getattr(self.cfg.input.text, "lexicon", "auto")
+            self._lexicon = resolve_lexicon(name, self.classes)
+        spans = spans.tolist() if torch.is_tensor(spans) else spans
+        for j, (entry, text) in enumerate(zip(result["timeline"], texts)):
+            entry["text"] = text
+            if spans is not None and j < len(spans):
+                entry["text_span"] = [round(float(spans[j][0]), 3), round(float(spans[j][1]), 3)]
+        result["lexicon"] = None
+        if self._lexicon is not None:
+            result["lexicon"] = self._lexicon.name
+            for entry, words in zip(result["timeline"], window_words(texts, self._lexicon)):
+                entry["emotional_words"] = words
 
     def pool_windows(self, sample, out):
         """The result of a recording analysed in W windows (``out.logits`` (W, K), one row per window,

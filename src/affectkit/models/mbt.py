@@ -21,6 +21,19 @@ Shapes (B videos, S snippets of T frames at HxW, audio features (frames, bins)):
                            modality mask (blocks/moda.py), each modality keeping its own block weights;
                            ``text_tokens`` (B, L, D) or (B, S, L, D) (+ ``text_padding_mask`` True = pad)
                            join when the model is built with ``text_tokens=True`` (per-layer text blocks)
+    text stream (``text_encoder``: "word" (built-in hashed words + ``text_layers`` blocks) or "hf" (a local
+        BERT-family folder ``text_model_dir``, frozen unless ``text_finetune``), blocks/text_encoder.py):
+        ``text`` (B lists of S per-window strings; one string per sample serves every window) is tokenised
+        by the encoder (``text_max_len`` tokens per window) or arrives as ``text_ids`` / ``text_mask``
+        (B, S, L) (:meth:`MBT.tokenize_text`; what an exported graph would take) -> tokens (B, S, L, D) +
+        padding (True = pad). Segment mode: each window's tokens go with its snippet's sample; clip mode:
+        the S windows' tokens are one sequence. From the fusion layer on, the text joins the fusion:
+        bottleneck: [z_t | b_t] = Block_t([z_t | b]) (its own blocks, text padding masked, bottlenecks
+        never), b = (b_v + b_a + b_t) / 3, or / 2 without b_t for a sample whose text is all padding (an
+        empty window); moda: the tokens are ``text_tokens``. Then a final LayerNorm, the text feature is
+        the mean of the valid text tokens (zeros for an empty window) with its own head (``head.text``
+        with per-modality heads), and ``text`` is the third modality of ``modality_logits`` and of
+        ``combine``. ``input_keys`` then include ``text`` (the registry's ``input_keys_for``).
     final LayerNorm per encoder -> per modality feature: ``classifier="token"``: mean of its special
         tokens ([CLS] or [CLS]+[DIST], as MART's audio head); ``"gap"``: mean of its patch tokens
     heads: ``head_layout="shared"`` (MBT: one Linear for all modalities, zero-initialised) or
@@ -31,8 +44,10 @@ Output (:class:`~affectkit.models.outputs.ClassifierOutput`): ``logits`` (B, K);
 ``temporal_attention`` None (segments are averaged uniformly); ``extras``:
 ``snippet_logits`` (B, S, K) (segment mode: each segment's logits, whose mean over S is ``logits``
 exactly; clip mode: the head on the mean of each window's tokens: the video tokens of its frames and
-the audio patches centred in its time span), ``modality_logits`` (B, M, K) (M = video, audio), and in segment mode ``segment_video_tokens``
-(B, S, Lv, D) and ``segment_audio_tokens`` (B, S, La, D) (MART's per-window tokens, after the final norms). :meth:`MBT.classification_loss` is the
+the audio patches centred in its time span), ``modality_logits`` (B, M, K) (M = video, audio (, text with a
+text encoder)), and in segment mode ``segment_video_tokens``
+(B, S, Lv, D) and ``segment_audio_tokens`` (B, S, La, D) (MART's per-window tokens, after the final norms;
+``segment_text_tokens`` (B, S, Lt, D) with a text encoder). :meth:`MBT.classification_loss` is the
 training loss of the original methods: per-modality losses (mean over modalities for MBT's token
 classifier, the sum for MART's two PCCE heads), or the loss of ``logits`` (MBT's gap classifier).
 
@@ -73,12 +88,13 @@ from ..errors import ConfigError
 from ..registry import register_model
 from .blocks.moda import MASK_TEMPLATES, PAIR_MODES, ModaFusionLayer
 from .blocks.resnet3d import LoadReport
+from .blocks.text_encoder import TEXT_ENCODERS, TextEncoder, build_text_encoder
 from .blocks.transformer import (AudioSpectrogramTransformer, TransformerBlock, VideoViT, load_ast_checkpoint,
                                  load_videomae_checkpoint)
 from .derive import AUDIO_DERIVED_ARGS, CLIP_DERIVED_ARGS
 from .outputs import ClassifierOutput
 
-__all__ = ["MBT", "MBT_CONFIG", "MBT_MART_CONFIG"]
+__all__ = ["MBT", "MBT_CONFIG", "MBT_MART_CONFIG", "mbt_input_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +138,12 @@ MBT_CONFIG: dict = {
     "moda_mask": "full",  # full | intra_only | cross_only, or a list with one per fusion layer
     "moda_proj_init": "identity",  # identity (spec's recommendation) | random (the code's effect)
     "text_tokens": False,  # moda fusion: build per-layer text blocks so text tokens can join
+    "text_encoder": None,  # None | word (built-in hashed words) | hf (local BERT-family folder): a text stream
+    "text_model_dir": None,  # hf: the local folder (save_pretrained of a model and its tokenizer)
+    "text_max_len": 32,  # tokens per window
+    "text_layers": 1,  # word: transformer blocks of the text encoder (before fusion)
+    "text_buckets": 4096,  # word: hashed vocabulary size
+    "text_finetune": False,  # hf: train the pretrained text model too (frozen by default)
     "pretrained_video": None,
     "pretrained_audio": None,
 }
@@ -154,6 +176,11 @@ def _choice(name, value, options):
         raise ConfigError(f"mbt: {name} must be one of {', '.join(map(repr, options))}, got {value!r}")
 
 
+def _fusion_drop_rates(rate: float, depth: int, start: int) -> list[float]:
+    """Stochastic depth of layers ``start .. depth-1`` on the encoders' linear schedule (0 -> ``rate``)."""
+    return [rate * i / max(depth - 1, 1) for i in range(start, depth)]
+
+
 def _positive(**values):
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -175,7 +202,10 @@ class MBT(nn.Module):
                  head_init: str = "zeros", drop_path: float = 0.3, video_norm: str = "centered",
                  audio_norm_mean: float = 1.102, audio_norm_std: float = 2.762, audio_frozen_layers: int = 0,
                  moda_pairs: str = "duplex", moda_mask="full", moda_proj_init: str = "identity",
-                 text_tokens: bool = False, pretrained_video: str | os.PathLike | None = None,
+                 text_tokens: bool = False, text_encoder: str | None = None,
+                 text_model_dir: str | os.PathLike | None = None, text_max_len: int = 32, text_layers: int = 1,
+                 text_buckets: int = 4096, text_finetune: bool = False,
+                 pretrained_video: str | os.PathLike | None = None,
                  pretrained_audio: str | os.PathLike | None = None):
         super().__init__()
         _positive(num_classes=num_classes, seq_len=seq_len, snippet_duration=snippet_duration,
@@ -202,8 +232,12 @@ class MBT(nn.Module):
         if audio_frames % seq_len:
             raise ConfigError(f"mbt: audio_frames ({audio_frames}) must be a multiple of seq_len ({seq_len}): "
                               f"one audio window per snippet")
-        if text_tokens and fusion != "moda":
-            raise ConfigError("mbt: text_tokens needs fusion='moda' (bottleneck fusion takes video and audio)")
+        if text_encoder is not None:
+            _choice("text_encoder", text_encoder, TEXT_ENCODERS)
+            _positive(text_max_len=text_max_len)
+        elif text_tokens and fusion != "moda":
+            raise ConfigError("mbt: text_tokens needs fusion='moda' (bottleneck fusion takes text only through "
+                              "text_encoder)")
         n_fusion = depth - fusion_layer
         masks = list(moda_mask) if isinstance(moda_mask, (list, tuple)) else [moda_mask] * n_fusion
         if len(masks) != n_fusion:
@@ -215,7 +249,12 @@ class MBT(nn.Module):
         self.sample_size, self.audio_frames, self.audio_bins = sample_size, audio_frames, audio_bins
         self.segment_mode, self.fusion, self.fusion_layer, self.depth = bool(segment_mode), fusion, fusion_layer, depth
         self.classifier, self.head_layout, self.combine = classifier, head_layout, combine
-        self.video_norm, self.audio_frozen_layers, self.has_text = video_norm, audio_frozen_layers, bool(text_tokens)
+        self.video_norm, self.audio_frozen_layers = video_norm, audio_frozen_layers
+        self.has_text = bool(text_tokens) or text_encoder is not None  # text blocks in the fusion layers
+        self.modalities = MODALITIES + (("text",) if text_encoder is not None else ())  # those with a head
+        self.input_keys = self.modalities  # the sample keys (the instance's; the registry derives the same)
+        if text_encoder is not None:
+            self.input_aliases = {"text": "text_ids"}  # a batch may carry pre-tokenised ids instead of strings
         self.register_buffer("audio_norm", torch.tensor([float(audio_norm_mean), float(audio_norm_std)]),
                              persistent=False)
         if video_norm == "imagenet":
@@ -239,6 +278,17 @@ class MBT(nn.Module):
             self.bottleneck = None
         self.moda = None
         self.text_blocks = None
+        self.text_encoder: TextEncoder | None = None
+        self.text_norm = None
+        if text_encoder is not None:
+            self.text_encoder = build_text_encoder(text_encoder, dim, heads=heads, layers=text_layers,
+                                                   max_length=text_max_len, buckets=text_buckets,
+                                                   model_dir=text_model_dir, finetune=text_finetune,
+                                                   mlp_ratio=mlp_ratio)
+            self.text_norm = nn.LayerNorm(dim, eps=1e-6)
+            if fusion == "bottleneck" and n_fusion:
+                self.text_blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_ratio=mlp_ratio, drop_path=r)
+                                                 for r in _fusion_drop_rates(drop_path, depth, fusion_layer))
         if fusion == "moda" and n_fusion:
             mods = MODALITIES + (("text",) if self.has_text else ())
             self.moda = nn.ModuleList(ModaFusionLayer(dim, heads, mods, pairs=moda_pairs, mask=m,
@@ -246,7 +296,7 @@ class MBT(nn.Module):
             if self.has_text:
                 self.text_blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_ratio=mlp_ratio)
                                                  for _ in range(n_fusion))
-        names = ("shared",) if head_layout == "shared" else MODALITIES
+        names = ("shared",) if head_layout == "shared" else self.modalities
         self.head = nn.ModuleDict({n: nn.Linear(dim, num_classes) for n in names})
         if head_init == "zeros":
             for lin in self.head.values():
@@ -331,8 +381,10 @@ class MBT(nn.Module):
 
     def encode(self, video: Tensor, audio: Tensor, text: Tensor | None = None,
                text_padding: Tensor | None = None) -> dict[str, Tensor]:
-        """Normalised ``video`` (N, 3, T, H, W) and ``audio`` (N, frames, bins) of N samples -> the
-        tokens of each encoder after its final norm ({video: (N, Lv, D), audio: (N, La, D)})."""
+        """Normalised ``video`` (N, 3, T, H, W) and ``audio`` (N, frames, bins) of N samples (and
+        ``text`` tokens (N, Lt, D) with ``text_padding`` (N, Lt) True = pad) -> the tokens of each
+        encoder after its final norm ({video: (N, Lv, D), audio: (N, La, D)}, and ``text``
+        (N, Lt, D) when the model has a text encoder)."""
         venc, aenc = self.video_encoder, self.audio_encoder
         xv = venc.embed(video)
         frozen, bn = self.audio_frozen_layers, None
@@ -354,7 +406,19 @@ class MBT(nn.Module):
                 yv = vb(torch.cat([xv, bn], 1))
                 ya = ab(torch.cat([xa, bn], 1))
                 xv, xa = yv[:, :nv], ya[:, :na]
-                bn = (yv[:, nv:] + ya[:, na:]) / 2
+                if text is None:
+                    bn = (yv[:, nv:] + ya[:, na:]) / 2
+                else:  # text: its own block on [text | bottlenecks] (text padding masked, bottlenecks never)
+                    nt = text.shape[1]
+                    kpm = None if text_padding is None else torch.cat(
+                        [text_padding, text_padding.new_zeros(text_padding.shape[0], bn.shape[1])], 1)
+                    yt = self.text_blocks[i - self.fusion_layer](torch.cat([text, bn], 1), kpm)
+                    text = yt[:, :nt]
+                    # the mean over the modalities present: a sample whose text is all padding averages
+                    # video and audio only
+                    w = torch.ones(bn.shape[0], 1, 1, dtype=bn.dtype, device=bn.device) if text_padding is None \
+                        else (~text_padding.bool()).any(1).to(bn.dtype)[:, None, None]
+                    bn = (yv[:, nv:] + ya[:, na:] + w * yt[:, nt:]) / (2 + w)
             else:
                 j = i - self.fusion_layer
                 tokens = {"video": xv, "audio": xa}
@@ -363,7 +427,10 @@ class MBT(nn.Module):
                     tokens["text"], blocks["text"] = text, self.text_blocks[j]
                 out = self.moda[j](tokens, {"text": text_padding}, blocks)
                 xv, xa, text = out["video"], out["audio"], out.get("text")
-        return {"video": venc.norm(xv), "audio": aenc.norm(xa)}
+        out = {"video": venc.norm(xv), "audio": aenc.norm(xa)}
+        if text is not None and self.text_norm is not None:
+            out["text"] = self.text_norm(text)
+        return out
 
     def _pool(self, tokens: Tensor, encoder) -> Tensor:  # (N, L, D) -> (N, D)
         k = encoder.num_special
@@ -371,17 +438,62 @@ class MBT(nn.Module):
 
     def _heads(self, feats: dict[str, Tensor]) -> Tensor:  # {m: (..., D)} -> (..., M, K)
         return torch.stack([self.head["shared" if self.head_layout == "shared" else m](feats[m])
-                            for m in MODALITIES], dim=-2)
+                            for m in self.modalities], dim=-2)
+
+    @staticmethod
+    def _masked_mean(tokens: Tensor, pad: Tensor | None) -> Tensor:  # (N, L, D), (N, L) -> (N, D)
+        """The mean of the valid tokens (zeros for a row that is all padding: an empty window)."""
+        if pad is None:
+            return tokens.mean(1)
+        valid = (~pad.bool()).to(tokens.dtype)[..., None]
+        return (tokens * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+
+    def tokenize_text(self, text) -> tuple[Tensor, Tensor]:
+        """Per-window strings (B lists of S str) -> ``text_ids`` (B, S, L), ``text_mask`` (B, S, L) (True = pad)."""
+        if self.text_encoder is None:
+            raise ValueError("mbt: text given but the model has no text_encoder (set text_encoder: word | hf)")
+        return self.text_encoder.tokenize(text)
+
+    def _encode_text(self, text, text_ids: Tensor | None, text_mask: Tensor | None, device):
+        """``text`` strings or ``text_ids``/``text_mask`` -> (tokens (B, S', L, D), pad (B, S', L)) or (None, None)."""
+        if text is None and text_ids is None:
+            return None, None
+        if self.text_encoder is None:
+            raise ValueError("mbt: text given but the model has no text_encoder (set text_encoder: word | hf)")
+        if text is not None:
+            if text_ids is not None:
+                raise ValueError("mbt: give either text (strings) or text_ids, not both")
+            text_ids, text_mask = self.text_encoder.tokenize(text)
+        text_ids = text_ids.to(device)
+        text_mask = None if text_mask is None else text_mask.to(device)
+        return self.text_encoder(text_ids, text_mask)
 
     def _combine(self, modality_logits: Tensor) -> Tensor:  # (..., M, K) -> (..., K)
         return modality_logits.sum(-2) if self.combine == "sum" else modality_logits.mean(-2)
 
     # -- forward -------------------------------------------------------------------------------
-    def forward(self, video: Tensor, audio: Tensor, text_tokens: Tensor | None = None,
+    def forward(self, video: Tensor, audio: Tensor, text=None, text_ids: Tensor | None = None,
+                text_mask: Tensor | None = None, text_tokens: Tensor | None = None,
                 text_padding_mask: Tensor | None = None) -> ClassifierOutput:
+        """``text``: B lists of S strings (one per snippet window; a single string per sample is used for
+        every window), tokenised by the model's text encoder; or ``text_ids`` / ``text_mask`` (B, S, L)
+        already tokenised (:meth:`tokenize_text`); or ``text_tokens`` / ``text_padding_mask`` (module docstring)."""
         v = self._video_input(video)
         b, s = v.shape[:2]
         a = self._audio_input(audio, s)
+        enc_tokens, enc_pad = self._encode_text(text, text_ids, text_mask, v.device)
+        if enc_tokens is not None:
+            if text_tokens is not None:
+                raise ValueError("mbt: give either text / text_ids or text_tokens, not both")
+            if enc_tokens.shape[1] == 1:  # one text for all windows
+                enc_tokens, enc_pad = enc_tokens[:, 0], enc_pad[:, 0]
+            elif enc_tokens.shape[1] != s:
+                raise ValueError(f"mbt: text has {enc_tokens.shape[1]} windows per sample, the video {s} snippets")
+            text_tokens, text_padding_mask = enc_tokens, enc_pad
+        if self.text_encoder is not None and text_tokens is None:
+            raise ValueError("mbt: the model has a text encoder: pass text (per-window strings) or text_ids/text_mask")
+        text_windows = text_tokens is not None and text_tokens.dim() == 4  # (B, S, L, D)
+        text_len = text_tokens.shape[-2] if text_tokens is not None else 0
         text, text_pad = self._text_input(text_tokens, text_padding_mask, b, s)
         v = self.normalize_video(v)
         extras: dict[str, Tensor] = {}
@@ -390,18 +502,31 @@ class MBT(nn.Module):
                                  text, text_pad)
             feats = {"video": self._pool(tokens["video"], self.video_encoder),
                      "audio": self._pool(tokens["audio"], self.audio_encoder)}
+            if "text" in tokens:
+                feats["text"] = self._masked_mean(tokens["text"], text_pad)
             seg_modality = self._heads({m: f.reshape(b, s, -1) for m, f in feats.items()})  # (B, S, M, K)
             modality_logits = seg_modality.mean(1)
             snippet_logits = self._combine(seg_modality)
             extras["segment_video_tokens"] = tokens["video"].reshape(b, s, *tokens["video"].shape[1:])
             extras["segment_audio_tokens"] = tokens["audio"].reshape(b, s, *tokens["audio"].shape[1:])
+            if "text" in tokens:
+                extras["segment_text_tokens"] = tokens["text"].reshape(b, s, *tokens["text"].shape[1:])
         else:
             clip = v.transpose(1, 2).reshape(b, 3, s * self.snippet_duration, *v.shape[4:])
             tokens = self.encode(clip, a, text, text_pad)
             feats = {"video": self._pool(tokens["video"], self.video_encoder),
                      "audio": self._pool(tokens["audio"], self.audio_encoder)}
+            windows = self._window_features(tokens, s)
+            if "text" in tokens:
+                feats["text"] = self._masked_mean(tokens["text"], text_pad)
+                if text_windows:  # each window's own text tokens
+                    tw = tokens["text"].reshape(b * s, text_len, -1)
+                    tp = None if text_pad is None else text_pad.reshape(b * s, text_len)
+                    windows["text"] = self._masked_mean(tw, tp).reshape(b, s, -1)
+                else:  # one text for the clip: every window reads all of it
+                    windows["text"] = feats["text"][:, None].expand(-1, s, -1)
             modality_logits = self._heads(feats)  # (B, M, K)
-            snippet_logits = self._combine(self._heads(self._window_features(tokens, s)))
+            snippet_logits = self._combine(self._heads(windows))
         extras["snippet_logits"] = snippet_logits
         extras["modality_logits"] = modality_logits
         return ClassifierOutput(logits=self._combine(modality_logits), temporal_attention=None, extras=extras)
@@ -429,19 +554,33 @@ class MBT(nn.Module):
         losses = torch.stack([loss_fn(ml[:, m], target) for m in range(ml.shape[1])])
         return losses.sum() if self.combine == "sum" else losses.mean()
 
-    def example_inputs(self, batch_size: int = 1) -> dict[str, Tensor]:
+    def example_inputs(self, batch_size: int = 1) -> dict:
+        """``video`` and ``audio`` tensors (and, with a text encoder, ``text``: per-window strings)."""
         g = torch.Generator().manual_seed(0)
         s, t, z = self.seq_len, self.snippet_duration, self.sample_size
-        return {"video": torch.randint(0, 256, (batch_size, s, 3, t, z, z), generator=g).float(),
-                "audio": torch.randn(batch_size, self.audio_frames, self.audio_bins, generator=g)}
+        out = {"video": torch.randint(0, 256, (batch_size, s, 3, t, z, z), generator=g).float(),
+               "audio": torch.randn(batch_size, self.audio_frames, self.audio_bins, generator=g)}
+        if self.text_encoder is not None:
+            words = ("so", "happy", "to", "see", "you", "why", "would", "this", "happen", "again")
+            out["text"] = [[" ".join(words[(i * 3 + j * 2 + k) % len(words)] for k in range(2 + (i + j) % 3))
+                            for j in range(s)] for i in range(batch_size)]
+        return out
 
-    def forward_export(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
-        """Tensor-only path: ``(logits, snippet_logits)``."""
-        out = self.forward(video, audio)
+    def forward_export(self, video: Tensor, audio: Tensor, text_ids: Tensor | None = None,
+                       text_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Tensor-only path: ``(logits, snippet_logits)``; a text model takes ``text_ids`` / ``text_mask``
+        (B, S, L) from :meth:`tokenize_text` (strings cannot enter a graph)."""
+        out = self.forward(video, audio, text_ids=text_ids, text_mask=text_mask)
         return out.logits, out.extras["snippet_logits"]
 
 
 _DERIVED = {**CLIP_DERIVED_ARGS, **AUDIO_DERIVED_ARGS}
+
+
+def mbt_input_keys(args) -> tuple[str, ...]:
+    """The sample keys of an MBT built with ``args``: video, audio, and text with a text encoder."""
+    return MODALITIES + (("text",) if args.get("text_encoder") else ())
+
 _TINY = {"dim": 32, "depth": 2, "heads": 2, "fusion_layer": 1, "num_bottlenecks": 2, "seq_len": 2,
          "snippet_duration": 4, "sample_size": 32, "audio_frames": 64, "audio_bins": 16}
 
@@ -450,6 +589,7 @@ _TINY = {"dim": 32, "depth": 2, "heads": 2, "fusion_layer": 1, "num_bottlenecks"
     "mbt",
     default_config=MBT_CONFIG,
     input_keys=MBT.input_keys,
+    input_keys_for=mbt_input_keys,
     tasks=("classify",),
     derived_args=_DERIVED,
     pretrained_args=("pretrained_video", "pretrained_audio"),
@@ -466,6 +606,7 @@ def mbt(**cfg) -> MBT:
     "mbt_mart",
     default_config=MBT_MART_CONFIG,
     input_keys=MBT.input_keys,
+    input_keys_for=mbt_input_keys,
     tasks=("classify",),
     derived_args=_DERIVED,
     pretrained_args=("pretrained_video", "pretrained_audio"),

@@ -11,6 +11,7 @@
     limits: $("limits"), model: $("model"), result: $("result"), placeholder: $("placeholder"),
     label: $("label"), confidence: $("confidence"), sentiment: $("sentiment"), details: $("details"),
     probabilities: $("probabilities"), curve: $("curve"), curveKind: $("curve-kind"), legend: $("legend"),
+    words: $("words"), wordsNote: $("words-note"), wordsBody: document.querySelector("#words-table tbody"),
   };
 
   // Colours: a fixed one for the usual emotion names, otherwise from a palette by class index.
@@ -194,6 +195,30 @@
     renderDetails(r);
     renderBars(r);
     renderCurve(r);
+    renderWords(r);
+  }
+
+  // per-window text (subtitles or transcript) and the emotional words the lexicon found in it
+  function renderWords(r) {
+    clear(el.wordsBody);
+    const tl = (r.timeline || []).filter((s) => typeof s.text === "string");
+    el.words.hidden = tl.length === 0;
+    if (!tl.length) return;
+    el.wordsNote.textContent = r.lexicon ? `· lexicon: ${r.lexicon}` : "· no lexicon configured";
+    for (const s of tl) {
+      const row = html("tr", null, null, el.wordsBody);
+      html("td", "words-time", `${secs(s.start)}–${secs(s.end)}`, row);
+      const lab = html("td", "words-label", s.label || "", row);
+      if (s.label) lab.style.color = colorOf(s.label);
+      const cell = html("td", null, null, row);
+      html("div", "words-text", s.text || "(no text)", cell);
+      for (const w of s.emotional_words || []) {
+        const chip = html("span", "word-chip " + String(w.sentiment || "").toLowerCase(), w.word, cell);
+        if (w.emotion) chip.style.borderColor = colorOf(w.emotion);
+        chip.title = `${w.concept}: ${w.sentiment}, emotion ${w.emotion || "–"}, degree ${w.degree}` +
+          (w.mood_tags && w.mood_tags.length ? `, mood ${w.mood_tags.join(", ")}` : "");
+      }
+    }
   }
 
   function renderDetails(r) {
