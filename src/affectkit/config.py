@@ -46,10 +46,15 @@ class TextSection:
 
     on_missing: str = "empty"  # empty (empty strings) | error (report and skip the sample)
     sidecar: bool = True  # a plain file path (predict): use <file stem>.srt beside it when there is one
+    # the emotion lexicon for the emotional words of each window (predict; MART's verification):
+    # auto (SenticNet if installed, else NRC, else none) | senticnet | nrc | synthetic | none
+    lexicon: str = "auto"
 
     def __post_init__(self) -> None:
         if self.on_missing not in ("empty", "error"):
             raise ConfigError(f"input.text.on_missing: expected empty or error, got {self.on_missing!r}")
+        if str(self.lexicon).lower() not in ("auto", "senticnet", "nrc", "synthetic", "none"):
+            raise ConfigError(f"input.text.lexicon: expected auto, senticnet, nrc, synthetic or none, got {self.lexicon!r}")
 
 
 @dataclass

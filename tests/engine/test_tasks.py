@@ -169,3 +169,32 @@ def test_a_task_step_may_run_several_forward_passes():
     out = task.train_step(model, {"x": torch.randn(4, 3), "label": torch.tensor([0, 1, 0, 1])})
     out.loss.backward()
     assert len(calls) == 3 and out.batch_size == 4 and model.fc.weight.grad is not None
+
+
+def _text_prediction(lexicon: str):
+    cfg = load_config("mbt/mbt_synth_text.yaml", [f"input.text.lexicon={lexicon}"])
+    classes = ["Anger", "Joy", "Sadness", "Surprise"]
+    task = build_task(cfg, classes, None)
+    sample = {"snippet_times": torch.tensor([[0.5, 1.0], [2.5, 3.0]]), "segment_times": torch.tensor([[0.0, 2.0], [2.0, 4.0]]),
+              "text": ["I am so furious, really angry!", "the bus leaves at nine"]}
+    out = ClassifierOutput(logits=torch.tensor([[2.0, 0.0, 0.0, 0.0]]),
+                           extras={"snippet_logits": torch.tensor([[[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]]])})
+    return task.format_prediction(sample, out)
+
+
+def test_prediction_shows_each_windows_text_and_its_emotional_words():
+    res = _text_prediction("synthetic")
+    assert res["lexicon"] == "synthetic"
+    first, second = res["timeline"]
+    assert first["text"] == "I am so furious, really angry!" and first["text_span"] == [0.0, 2.0]
+    assert [(w["word"], w["emotion"], w["sentiment"], w["degree"]) for w in first["emotional_words"]] == [
+        ("furious", "Anger", "negative", 1.0), ("angry", "Anger", "negative", 1.0)]
+    assert second["emotional_words"] == [] and second["label"] == "Sadness"
+    plain = _text_prediction("none")
+    assert plain["lexicon"] is None and "emotional_words" not in plain["timeline"][0]
+    assert plain["timeline"][1]["text"] == "the bus leaves at nine"
+
+
+def test_unknown_lexicon_is_a_config_error():
+    with pytest.raises(ConfigError, match="input.text.lexicon"):
+        load_config("mbt/mbt_synth_text.yaml", ["input.text.lexicon=wordnet"])
