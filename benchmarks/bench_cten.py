@@ -7,6 +7,7 @@ backward, on a synthetic batch). Prints one JSON object.
     python benchmarks/bench_cten.py --out benchmarks/results/bench_cten.json   # full size (several minutes)
     python benchmarks/bench_cten.py --quick                                    # smoke run, small sizes
     python benchmarks/bench_cten.py --phases train --train-batch 2 --runs 3
+    python benchmarks/bench_cten.py --phases original_forward --original-repo DIR   # DIR: nku-zhichengzhang/CTEN
 
 Phases (each in its own subprocess, so the allocator tuning the fast path does and the peak RSS are
 per phase): ``cten_forward`` and ``vaanet_forward`` (batch 1, the model's ``example_inputs``: CTEN 16
@@ -16,7 +17,10 @@ the ratio is measured under the same load), ``cten_train`` (full-size CTEN as th
 ``cten_ve8`` config trains it: frozen ResNet-101 trunk with train-mode BatchNorm, features gathered
 for the erased views, audio not erased; ``train_step`` + backward + Adam step per batch of
 ``--train-batch`` videos, interleaved with the same step when each view runs its own audio stream,
-the way the step was computed before the audio was shared). Timings record ``background_cpu``: the
+the way the step was computed before the audio was shared), and with ``--original-repo DIR``
+``original_forward``: the original code's ``VAANetErase`` forward (imported from the checkout at run time)
+beside ours with the same weights (converted by the kit's converter of original CTEN checkpoints) on the plain
+and the fast path, the same inputs, interleaved, with the largest logit and attention differences. Timings record ``background_cpu``: the
 share of the machine's CPU time other processes used meanwhile (see ``bench_vaanet.py``).
 """
 from __future__ import annotations
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from bench_vaanet import (Background, _summary, clock_reference, machine_info, maxrss_mb, run_phase,  # noqa: E402
                           wait_quiet)
 
-PHASES = ("cten_forward", "vaanet_forward", "cten_train")
+PHASES = ("cten_forward", "vaanet_forward", "cten_train", "original_forward")
 
 QUICK = {"cten": dict(depth=18, width=16, audio_width=16, nonlocal_dim=32, seq_len=4, snippet_duration=8,
                       sample_size=56, audio_frames=400, audio_bins=64),
@@ -182,8 +186,93 @@ def phase_cten_train(args) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# the original code's forward beside ours: same weights, same inputs
+# ----------------------------------------------------------------------------------------------
+def _original_cten(repo: str, ckpt_dir: str):
+    """The original ``VAANetErase`` (nku-zhichengzhang/CTEN ``models/vaanet_erase.py``), imported from a
+    checkout at run time (never copied), at its full size (16 snippets of 16 x 112 x 112, 1600 x 128 audio in 16
+    segments, audio embedding 2048, 8 classes). Two stand-ins, as torchvision does not pair with this torch
+    wheel and the code calls ``.cuda()``: ``torchvision.models.resnet18`` builds the kit's ResNet2d, which has
+    torchvision's modules in torchvision's order (the original keeps its children, replacing the stem and the
+    pool), and ``.cuda()`` is the identity; the 3D ResNet-101 file it loads is a random one written here in
+    its layout (``{"state_dict": ...}``, 1039-way head)."""
+    import types
+
+    import torch
+    from torch import nn
+
+    from affectkit.models.blocks.resnet2d import ResNet2d
+
+    if not (Path(repo) / "models" / "vaanet_erase.py").is_file():
+        raise SystemExit(f"--original-repo {repo}: not a checkout of nku-zhichengzhang/CTEN (no models/vaanet_erase.py)")
+    tv = types.ModuleType("torchvision")
+    tv.models = types.SimpleNamespace(resnet18=lambda pretrained=False, **kw: ResNet2d(num_classes=1000))
+    sys.modules.setdefault("torchvision", tv)
+    nn.Module.cuda = lambda self, *a, **k: self
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    sys.path.insert(0, str(Path(repo).resolve()))
+    from models.resnet import resnet101  # noqa: E402  (the original's 3D ResNet-101)
+    from models.vaanet_erase import VAANetErase  # noqa: E402
+
+    path = Path(ckpt_dir) / "r3d101_random.pth"
+    torch.manual_seed(1)
+    torch.save({"state_dict": resnet101(1039, 16, 112).state_dict()}, path)
+    torch.manual_seed(2)
+    return VAANetErase(snippet_duration=16, sample_size=112, n_classes=8, seq_len=16, audio_embed_size=2048,
+                       audio_n_segments=16, pretrained_resnet101_path=str(path))
+
+
+def phase_original_forward(args) -> dict:
+    """The original CTEN's forward, ours with the same weights (the kit's converter of original CTEN checkpoints)
+    on the plain and the fast path, the same inputs, interleaved; the logits' and attentions' largest difference."""
+    import torch
+
+    from affectkit.deploy.accel import accelerate
+    from affectkit.models.cten import convert_original_cten_state_dict
+
+    with tempfile.TemporaryDirectory(prefix="affectkit-cten-original-") as tmp:
+        orig = _original_cten(args.original_repo, tmp).eval()
+    ours = _model("cten", False).eval()
+    ours.load_state_dict(convert_original_cten_state_dict(orig.state_dict(), visual_only=False), strict=True)
+    inputs = ours.example_inputs(1)
+
+    def run_orig():
+        with torch.inference_mode():  # the original divides its video input in place: give it a copy
+            return orig([inputs["video"].clone(), inputs["audio"].clone()])
+
+    def run_ours():
+        with torch.inference_mode():
+            return ours(**inputs)
+
+    o_logits, o_att = run_orig()
+    mine = run_ours()
+    out: dict = {"model": "cten (original VAANetErase vs kit CTEN, same weights)", **_params(ours),
+                 "inputs": {k: list(v.shape) for k, v in inputs.items()}, "clock_start": clock_reference(),
+                 "max_abs_diff_logits": float((o_logits - mine.logits).abs().max()),
+                 "max_abs_diff_attention": float((o_att - mine.temporal_attention).abs().max()),
+                 "logits_scale": float(o_logits.abs().max())}
+    fast = accelerate(ours)
+    out["fast_backend"] = {k: fast.fast_info.get(k) for k in ("backend", "reason", "tolerance", "agreement")}
+    fast(**inputs)
+    t_orig, t_plain, t_fast = [], [], []
+    with Background() as bg:  # interleaved round by round: the same background load for the three
+        for _ in range(args.runs):
+            for fn, acc in ((run_orig, t_orig), (run_ours, t_plain), (lambda: fast(**inputs), t_fast)):
+                t = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t)
+    out["original"] = _summary(t_orig, bg.fraction)
+    out["ours_plain_fp32"] = _summary(t_plain, bg.fraction)
+    out["ours_fast"] = _summary(t_fast, bg.fraction)
+    out["speedup_plain_vs_original"] = round(out["original"]["median_s"] / out["ours_plain_fp32"]["median_s"], 2)
+    out["speedup_fast_vs_original"] = round(out["original"]["median_s"] / out["ours_fast"]["median_s"], 2)
+    out["clock_end"] = clock_reference()
+    return out
+
+
 CHILD = {"cten_forward": lambda a: phase_forward("cten", a), "vaanet_forward": lambda a: phase_forward("vaanet", a),
-         "cten_train": phase_cten_train}
+         "cten_train": phase_cten_train, "original_forward": phase_original_forward}
 
 
 def main(argv=None) -> int:
@@ -197,6 +286,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-wait", type=float, default=60.0,
                     help="seconds to wait for an idle machine before each phase (default: %(default)s)")
     ap.add_argument("--quiet-threshold", type=float, default=0.1, help="machine CPU share counted as idle")
+    ap.add_argument("--original-repo", metavar="DIR",
+                    help="a checkout of nku-zhichengzhang/CTEN: adds the phase original_forward (its forward beside ours)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -210,6 +301,10 @@ def main(argv=None) -> int:
         return 0
 
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if args.original_repo and "original_forward" not in phases:
+        phases.append("original_forward")
+    if "original_forward" in phases and not args.original_repo:
+        phases.remove("original_forward")  # needs --original-repo
     unknown = [p for p in phases if p not in PHASES]
     if unknown:
         ap.error(f"unknown phases {unknown}")
@@ -227,6 +322,8 @@ def main(argv=None) -> int:
                    "--train-batch", str(args.train_batch), "--threads", str(args.threads)]
             if args.quick:
                 cmd.append("--quick")
+            if args.original_repo:
+                cmd += ["--original-repo", str(Path(args.original_repo).resolve())]
             report["phases"][phase] = run_phase(phase, cmd, quiet)
     c, v = report["phases"].get("cten_forward", {}), report["phases"].get("vaanet_forward", {})
     if "plain_fp32" in c and "plain_fp32" in v:
