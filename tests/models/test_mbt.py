@@ -380,3 +380,27 @@ def test_hf_text_encoder_in_mbt(tmp_path):
                       head_init="default")
         again.load_state_dict(model.state_dict())
         assert torch.allclose(again(**x).logits, out.logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["bottleneck", "moda"])
+def test_collated_batch_with_text_runs_through_the_task_inputs(fusion):
+    """The kit's data path: per-sample dicts (text: one string per snippet window, or absent for a sample
+    without subtitles) -> collate_samples -> model_inputs -> forward, in both fusions."""
+    from affectkit.data.clips import collate_samples
+    from affectkit.engine.tasks import model_inputs
+
+    model = _text_model(fusion=fusion, head_init="default")
+    x = model.example_inputs(3)
+    samples = [{"video": x["video"][i], "audio": x["audio"][i], "text": list(x["text"][i]), "label": i}
+               for i in range(3)]
+    del samples[2]["text"]  # a sample without text: collated as None, read as empty windows
+    batch = collate_samples(samples)
+    assert batch["text"][:2] == [x["text"][0], x["text"][1]] and batch["text"][2] is None
+    inputs = model_inputs(model, batch)
+    assert set(inputs) == {"video", "audio", "text"}
+    out = model(**inputs)
+    assert out.logits.shape == (3, 3) and torch.isfinite(out.logits).all()
+    alone = model(video=x["video"][:2], audio=x["audio"][:2], text=x["text"][:2])
+    assert torch.allclose(out.logits[:2], alone.logits, atol=1e-5)  # samples stay independent
+    empty = model(video=x["video"][2:], audio=x["audio"][2:], text=[["", ""]])
+    assert torch.allclose(out.logits[2:], empty.logits, atol=1e-5)
