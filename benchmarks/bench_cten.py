@@ -253,7 +253,7 @@ def phase_original_forward(args) -> dict:
                  "max_abs_diff_attention": float((o_att - mine.temporal_attention).abs().max()),
                  "logits_scale": float(o_logits.abs().max())}
     fast = accelerate(ours)
-    out["fast_backend"] = {k: fast.fast_info.get(k) for k in ("backend", "reason", "tolerance", "agreement")}
+    out["fast_backend"] = {k: fast.fast_info.get(k) for k in ("backend", "reason", "tolerance", "agreement", "tried")}
     fast(**inputs)
     t_orig, t_plain, t_fast = [], [], []
     with Background() as bg:  # interleaved round by round: the same background load for the three

@@ -657,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="torch (default) or onnx (ONNX Runtime, a file from `affectkit export onnx`)")
     s.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its own choice)")
     s.add_argument("--fast", action="store_true", help="fast CPU path: the backend chosen for this CPU (compiled, int8 or folded), checked against fp32 (see `affectkit doctor`)")
-    s.add_argument("--fast-backend", default=None, metavar="NAME", help="with --fast: force a backend (inductor, inductor-bf16, vaanet-int8, eager-folded)")
+    s.add_argument("--fast-backend", default=None, metavar="NAME", help="with --fast: force a backend (inductor, inductor-bf16, vaanet-int8, trunk-int8, eager-folded)")
     s.add_argument("--allow-silent-audio", action="store_true", help="use silence for videos without an audio stream")
     s.add_argument("--workers", type=int, default=1, help="batch: processes decoding ahead of the model (0: decode in the main process)")
     s.add_argument("--retry-errors", action="store_true", help="batch resume: run again the files that failed before")

@@ -53,6 +53,7 @@ def test_auto_tries_the_machine_order_and_records_why(monkeypatch):
     order = backend_order()
     assert [t["backend"] for t in info["tried"]] == order[:len(info["tried"])]
     assert info["tried"][0]["backend"] == "vaanet-int8" and info["tried"][0]["available"] is False  # not a VAANet
+    assert info["tried"][1]["backend"] == "trunk-int8" and info["tried"][1]["available"] is False  # no 3D trunk
     assert info["backend"] in ("inductor-bf16", "inductor", "eager-folded") and info["reason"]
     assert info["cpu"]["model"] and isinstance(info["cpu"]["flags"], list)
 

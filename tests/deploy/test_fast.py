@@ -177,3 +177,50 @@ def test_int8_network_blocks_match_fp32_features():
         assert (out - ref).norm() / ref.norm() < 0.05
         ra, oa = model.audio_net(a[:, None, :32]), fast.base.audio_net(a[:, None, :32])
         assert (oa - ra).norm() / ra.norm() < 0.05
+
+
+CTEN_SMALL = dict(depth=18, width=8, seq_len=4, snippet_duration=8, sample_size=32, num_classes=4,
+                  audio_width=8, audio_frames=128, audio_bins=32, nonlocal_dim=16)
+
+
+@needs_int8
+@pytest.mark.parametrize("name", ["cten", "cten_visual"])
+def test_int8_trunk_backend_for_cten_agrees_with_fp32(name):
+    from affectkit.deploy.fast import FastTrunkModel, trunk_int8_supported
+
+    args = dict(CTEN_SMALL) if name == "cten" else {k: v for k, v in CTEN_SMALL.items() if not k.startswith("audio")}
+    torch.manual_seed(0)
+    model = create_model(name, **args).eval()
+    assert trunk_int8_supported(model)[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = FastTrunkModel(model).eval()
+    assert fast.int8_audio is (name == "cten")
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        video = torch.randint(0, 256, (2, 4, 3, 8, 32, 32), generator=g).float()
+        inputs = {"video": video}
+        if name == "cten":
+            inputs["audio"] = torch.randn(2, 128, 32, generator=g) * 3
+        with torch.inference_mode():
+            ref, out = model(**inputs), fast(**inputs)
+            feats_ref = model.trunk_features(video)
+            feats = fast.trunk_features(video)
+        # the int8 trunk's pooled features: close to fp32 at this tiny width (8 channels, the worst case)
+        assert (feats - feats_ref).norm() / feats_ref.norm() < 0.05
+        p_ref, p_out = ref.logits.softmax(-1), out.logits.softmax(-1)
+        assert (p_ref - p_out).abs().max() < 0.1
+        assert out.temporal_attention.shape == ref.temporal_attention.shape
+        assert (out.temporal_attention - ref.temporal_attention).abs().max() < 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(RuntimeError, match="inference-only"):
+        fast.train()
+
+
+def test_int8_trunk_backend_refuses_models_without_a_3d_trunk():
+    from affectkit.deploy.fast import FastTrunkModel, trunk_int8_supported
+
+    model = create_model("audio_cnn", num_classes=3).eval()
+    ok, why = trunk_int8_supported(model)
+    assert not ok and "ResNet3d" in why
+    with pytest.raises(ValueError, match="ResNet3d"):
+        FastTrunkModel(model)

@@ -20,11 +20,15 @@ Backends (see :data:`BACKENDS`; measured in ``benchmarks/bench_fast.py``):
   (:mod:`affectkit.deploy.fast`), where the CPU has VNNI or AMX-int8. It stays because the general
   int8 route does not cover it: PyTorch 2's x86 quantiser (now in torchao) annotates 2D
   convolutions and linears, not the 3D convolutions that carry VAANet's cost. Tolerance 0.05.
+- ``trunk-int8``: the same int8 3D trunk (and int8 audio ResNet) for the other models with a 3D ResNet
+  trunk fed through ``normalize_video`` (CTEN, CTEN-visual): :class:`~affectkit.deploy.fast.FastTrunkModel`;
+  the model's own heads run BN-folded in fp32. Tolerance 0.05.
 - ``eager-folded``: BatchNorm folded into the convolutions, channels-last weights, eager mode.
   Always available (the fallback; exact up to rounding).
 
 ``auto`` tries ``vaanet-int8`` (VAANet on VNNI/AMX-int8: 4.9x the eager fp32 forward on a 2-core
-AMX Xeon), then ``inductor-bf16`` (native bf16 only: 4.4x for VAANet, 4.3x for CTEN there), then
+AMX Xeon), then ``trunk-int8`` (CTEN: 2.97x on a 2-core AVX-512 VNNI EPYC without AMX, where
+``inductor-bf16`` gave 2.4x), then ``inductor-bf16`` (native bf16 only: 4.4x for VAANet, 4.3x for CTEN there), then
 ``inductor`` (any CPU with a compiler: 1.4x for VAANet there), then ``eager-folded`` (1.2x).
 
 ``accelerate(model, backend="inductor")`` forces one backend (still checked; ``check=False`` skips
@@ -189,9 +193,26 @@ def _vaanet_int8(model):
     return FastVAANet(model, precision="int8").eval()
 
 
+def _trunk_int8_ok(model):
+    from ..models.vaanet import VAANet
+    from .fast import trunk_int8_supported
+
+    if isinstance(model, VAANet):
+        return False, "VAANet has its own int8 backend (vaanet-int8)"
+    return trunk_int8_supported(model)
+
+
+def _trunk_int8(model):
+    from .fast import FastTrunkModel
+
+    return FastTrunkModel(model).eval()
+
+
 BACKENDS: dict[str, Backend] = {
     "vaanet-int8": Backend("vaanet-int8", LOW_PRECISION_TOLERANCE, _vaanet_int8, _vaanet_int8_ok,
                            "VAANet's int8 3D trunk (oneDNN u8 x s8), BN folded"),
+    "trunk-int8": Backend("trunk-int8", LOW_PRECISION_TOLERANCE, _trunk_int8, _trunk_int8_ok,
+                          "int8 3D ResNet trunk and audio ResNet (oneDNN u8 x s8), other layers BN-folded fp32"),
     "inductor-bf16": Backend("inductor-bf16", LOW_PRECISION_TOLERANCE, lambda m: _Compiled(m, bf16=True), _inductor_bf16_ok,
                              "torch.compile + freezing under bf16 autocast"),
     "inductor": Backend("inductor", EXACT_TOLERANCE, lambda m: _Compiled(m, bf16=False), _inductor_ok,
@@ -209,7 +230,7 @@ def backend_order() -> list[str]:
         if forced not in BACKENDS:
             raise AffectkitError(f"AFFECTKIT_FAST_BACKEND={forced!r}: unknown backend; backends: {', '.join(BACKENDS)}")
         return [forced, "eager-folded"] if forced != "eager-folded" else [forced]
-    return ["vaanet-int8", "inductor-bf16", "inductor", "eager-folded"]
+    return ["vaanet-int8", "trunk-int8", "inductor-bf16", "inductor", "eager-folded"]
 
 
 def machine_report() -> dict[str, Any]:
@@ -218,9 +239,10 @@ def machine_report() -> dict[str, Any]:
     probe = nn.Linear(1, 1)
     rows = {}
     for name, b in BACKENDS.items():
-        if name == "vaanet-int8":
+        if name in ("vaanet-int8", "trunk-int8"):
             ok = int8_available()
-            why = "VNNI/AMX-int8 and oneDNN int8 convolutions (VAANet only)" if ok else "no VNNI/AMX-int8 or no oneDNN int8 convolutions"
+            scope = "VAANet only" if name == "vaanet-int8" else "models with a 3D ResNet trunk: CTEN, CTEN-visual"
+            why = f"VNNI/AMX-int8 and oneDNN int8 convolutions ({scope})" if ok else "no VNNI/AMX-int8 or no oneDNN int8 convolutions"
         else:
             ok, why = b.available(probe)
         rows[name] = {"available": ok, "why": why}

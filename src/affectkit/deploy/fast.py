@@ -52,6 +52,7 @@ from ..registry import model_input_keys
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "FastTrunkModel",
     "FastVAANet",
     "Int8ResNet3d",
     "PRECISIONS",
@@ -60,6 +61,7 @@ __all__ = [
     "fold_conv_bn",
     "int8_available",
     "prepare_fast",
+    "trunk_int8_supported",
     "tune_allocator",
 ]
 
@@ -533,7 +535,20 @@ def _shell_copy(model: nn.Module) -> nn.Module:
     return shell
 
 
-class FastVAANet(nn.Module):
+class _ReadsThroughBase(nn.Module):
+    """Attributes this module lacks are read from its ``base`` submodule (the original model's shell)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            base = self.__dict__.get("_modules", {}).get("base")
+            if base is None or name.startswith("__"):
+                raise
+            return getattr(base, name)
+
+
+class FastVAANet(_ReadsThroughBase):
     """Inference-only VAANet: a fast trunk (int8, fp32 or bf16, see the module docstring), the audio
     ResNet with BN folded, and the original heads. ``forward`` has VAANet's signature and output.
 
@@ -595,15 +610,6 @@ class FastVAANet(nn.Module):
         base._modules["audio_net"] = audio
         self.base = base
 
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            base = self.__dict__.get("_modules", {}).get("base")
-            if base is None or name.startswith("__"):
-                raise
-            return getattr(base, name)
-
     def train(self, mode: bool = True) -> "FastVAANet":
         if mode:
             raise RuntimeError("FastVAANet is inference-only (BatchNorm is folded, the trunk may be int8)")
@@ -634,6 +640,106 @@ class FastVAANet(nn.Module):
             if audio is not None:
                 audio = audio.float()
             return self.base(video_features=video_features.float(), audio=audio)
+
+
+class _RawPixelTrunk(nn.Module):
+    """Stands in for a model's ResNet3d ``trunk`` inside :class:`FastTrunkModel`: ``forward_features``
+    takes the *normalised* input the model computes (``x * scale - offset``), recovers the raw pixels
+    (the int8 stem rounds them to the integers they were) and runs :class:`Int8ResNet3d` on them."""
+
+    def __init__(self, int8: Int8ResNet3d, scale: float, offset: Tensor, out_channels: int):
+        super().__init__()
+        self.int8 = int8
+        self.scale = float(scale)
+        self.register_buffer("offset", offset.reshape(1, -1, 1, 1, 1).clone(), persistent=False)
+        self.out_channels = out_channels
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        raw = (x.float() + self.offset) / self.scale
+        return self.int8(raw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_features(x)
+
+
+def trunk_int8_supported(model: nn.Module) -> tuple[bool, str]:
+    """Whether :class:`FastTrunkModel` can take ``model``: a frozen-BN ResNet3d ``trunk`` fed through the
+    model's ``normalize_video`` (the kit's 3D-trunk models: CTEN, CTEN-visual, ...), on the CPU."""
+    from ..models.blocks.resnet3d import ResNet3d
+
+    if not isinstance(getattr(model, "trunk", None), ResNet3d) or not hasattr(model, "normalize_video"):
+        return False, "no ResNet3d trunk fed through normalize_video"
+    if not all(hasattr(model, a) for a in ("seq_len", "snippet_duration", "sample_size")):
+        return False, "no seq_len / snippet_duration / sample_size to size the int8 trunk"
+    if not all(p.device.type == "cpu" for p in model.parameters()):
+        return False, "the model is not on the CPU"
+    if not int8_available():
+        return False, "no VNNI/AMX-int8 or no oneDNN int8 convolutions in this PyTorch"
+    return True, "VNNI/AMX-int8 and oneDNN int8 convolutions"
+
+
+class FastTrunkModel(_ReadsThroughBase):
+    """Inference-only copy of a model with a 3D ResNet trunk (CTEN and the like): the trunk on int8
+    convolutions (:class:`Int8ResNet3d`, raw pixels, BN folded), an audio ``ResNet2d`` (``audio_net``,
+    where the model has one) on :class:`Int8ResNet2d`, everything else BN-folded fp32, eager. Same
+    signature and outputs as the model; the model's own methods (``trunk_features``, pooling, heads)
+    run unchanged on the swapped submodules."""
+
+    def __init__(self, model: nn.Module, *, int8_audio: bool = True):
+        super().__init__()
+        from ..models.blocks.resnet2d import ResNet2d
+        from ..models.vaanet import ORIGINAL_MEAN, ORIGINAL_NORM_VALUE
+
+        if model.training:
+            raise ValueError("FastTrunkModel: put the model in eval mode first (model.eval())")
+        ok, why = trunk_int8_supported(model)
+        if not ok:
+            raise ValueError(f"FastTrunkModel: {type(model).__name__}: {why}")
+        _self_check_int8()
+        pixel_mean = getattr(model, "pixel_mean", None)
+        if pixel_mean is not None:
+            scale, offset = 1.0, pixel_mean.detach().float().reshape(-1).clone()
+        else:
+            scale, offset = 1.0 / ORIGINAL_NORM_VALUE, torch.tensor([float(ORIGINAL_MEAN)] * 3)
+        in_shape = (model.seq_len, 3, model.snippet_duration, model.sample_size, model.sample_size)
+        int8 = Int8ResNet3d(model.trunk, in_shape, pixel_scale=scale, pixel_offset=offset)
+        trunk = _RawPixelTrunk(int8, scale, offset if offset.numel() == 3 else offset.expand(3), model.trunk.out_channels)
+        shell = _shell_copy(model)
+        shell._modules["trunk"] = nn.Identity()
+        audio_net = shell._modules.get("audio_net")
+        shell._modules["audio_net"] = nn.Identity() if audio_net is not None else None
+        if audio_net is None:
+            shell._modules.pop("audio_net")
+        rest = fold_batchnorm(copy.deepcopy(shell).eval())  # the heads: BN folded, fp32
+        for p in rest.parameters():
+            p.requires_grad_(False)
+        rest._modules["trunk"] = trunk
+        self.int8_audio = False
+        if audio_net is not None:
+            audio: nn.Module | None = None
+            frames, bins = getattr(model, "audio_frames", None), getattr(model, "audio_bins", None)
+            if int8_audio and isinstance(audio_net, ResNet2d) and frames and bins:
+                try:
+                    audio = Int8ResNet2d(audio_net, (model.seq_len, 1, frames // model.seq_len, bins))
+                    self.int8_audio = True
+                except Exception as err:  # noqa: BLE001
+                    log.warning("FastTrunkModel: int8 audio network unavailable (%s: %s); using fp32", type(err).__name__, err)
+            if audio is None:
+                audio = fold_batchnorm(copy.deepcopy(audio_net).eval()).to(memory_format=torch.channels_last)
+                for p in audio.parameters():
+                    p.requires_grad_(False)
+            rest._modules["audio_net"] = audio
+        self.base = rest
+        self.input_keys = model_input_keys(model)
+
+    def train(self, mode: bool = True) -> "FastTrunkModel":
+        if mode:
+            raise RuntimeError("FastTrunkModel is inference-only (BatchNorm is folded, the trunk is int8)")
+        return super().train(False)
+
+    def forward(self, *args, **kwargs):
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            return self.base(*args, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
