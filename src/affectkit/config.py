@@ -49,10 +49,25 @@ class TextSection:
     # the emotion lexicon for the emotional words of each window (predict; MART's verification):
     # auto (SenticNet if installed, else NRC, else none) | senticnet | nrc | synthetic | none
     lexicon: str = "auto"
+    # how subtitles map to the time windows: cue (every cue overlapping a window, whole) | word (only the
+    # words overlapping it: ASR word times, else spread over their cue by length)
+    align: str = "cue"
+    embedded: bool = True  # no subtitle file: read a text subtitle stream inside the video container
+    # no subtitles at all: offline speech recognition (pip install affectkit[asr]): auto (plain media
+    # files, i.e. predict/batch/service, when installed; never dataset records) | whisper (always; an
+    # error when not installed) | none
+    asr: str = "auto"
+    asr_model: str | None = None  # a local CTranslate2 Whisper folder (default: the bundled tiny.en)
+    asr_language: str | None = "en"  # null: detect (multilingual models only)
 
     def __post_init__(self) -> None:
         if self.on_missing not in ("empty", "error"):
             raise ConfigError(f"input.text.on_missing: expected empty or error, got {self.on_missing!r}")
+        if self.align not in ("cue", "word"):
+            raise ConfigError(f"input.text.align: expected cue or word, got {self.align!r}")
+        if str(self.asr).lower() not in ("auto", "whisper", "none"):
+            raise ConfigError(f"input.text.asr: expected auto, whisper or none, got {self.asr!r}")
+        self.asr = str(self.asr).lower()
         if str(self.lexicon).lower() not in ("auto", "senticnet", "nrc", "synthetic", "none"):
             raise ConfigError(f"input.text.lexicon: expected auto, senticnet, nrc, synthetic or none, got {self.lexicon!r}")
 

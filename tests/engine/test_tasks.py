@@ -176,7 +176,7 @@ def _text_prediction(lexicon: str):
     classes = ["Anger", "Joy", "Sadness", "Surprise"]
     task = build_task(cfg, classes, None)
     sample = {"snippet_times": torch.tensor([[0.5, 1.0], [2.5, 3.0]]), "segment_times": torch.tensor([[0.0, 2.0], [2.0, 4.0]]),
-              "text": ["I am so furious, really angry!", "the bus leaves at nine"]}
+              "text": ["I am so furious, really angry!", "the bus leaves at nine"], "text_source": "asr"}
     out = ClassifierOutput(logits=torch.tensor([[2.0, 0.0, 0.0, 0.0]]),
                            extras={"snippet_logits": torch.tensor([[[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]]])})
     return task.format_prediction(sample, out)
@@ -184,7 +184,7 @@ def _text_prediction(lexicon: str):
 
 def test_prediction_shows_each_windows_text_and_its_emotional_words():
     res = _text_prediction("synthetic")
-    assert res["lexicon"] == "synthetic"
+    assert res["lexicon"] == "synthetic" and res["text_source"] == "asr"
     first, second = res["timeline"]
     assert first["text"] == "I am so furious, really angry!" and first["text_span"] == [0.0, 2.0]
     assert [(w["word"], w["emotion"], w["sentiment"], w["degree"]) for w in first["emotional_words"]] == [
@@ -198,3 +198,9 @@ def test_prediction_shows_each_windows_text_and_its_emotional_words():
 def test_unknown_lexicon_is_a_config_error():
     with pytest.raises(ConfigError, match="input.text.lexicon"):
         load_config("mbt/mbt_synth_text.yaml", ["input.text.lexicon=wordnet"])
+    with pytest.raises(ConfigError, match="input.text.align"):
+        load_config("mbt/mbt_synth_text.yaml", ["input.text.align=sentence"])
+    with pytest.raises(ConfigError, match="input.text.asr"):
+        load_config("mbt/mbt_synth_text.yaml", ["input.text.asr=sphinx"])
+    cfg = load_config("mbt/mbt_synth_text.yaml", ["input.text.align=word", "input.text.asr=whisper"])
+    assert cfg.input.text.align == "word" and cfg.input.text.asr == "whisper"

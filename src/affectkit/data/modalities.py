@@ -228,23 +228,44 @@ class TextModality:
         return None
 
     def _read(self, src: SampleSource):
-        """The cues (a list), the transcript (a str), or None when there is no text."""
-        from .text import read_subtitles
+        """``(text, source)``: the cues (a list) or the transcript (a str) or None when there is no text,
+        and where it came from (subtitles, embedded, transcript, asr, or None)."""
+        from .text import read_embedded_subtitles, read_subtitles
 
         path = self._subtitle_path(src)
         if path is not None:
             if not os.path.isfile(path):
                 if self.cfg.on_missing == "error":
                     raise MediaError(path, "subtitle file not found (the model takes text; set input.text.on_missing=empty to use empty text)")
-                return None
-            return read_subtitles(path)  # SubtitleError (a MediaError naming the file) on a bad file
+                return None, None
+            return read_subtitles(path), "subtitles"  # SubtitleError (a MediaError naming the file) on a bad file
         text = src.extra.get("text")
         if isinstance(text, str):
-            return text
+            return text, "transcript"
+        media = src.path if src.path and os.path.isfile(src.path) and Path(src.path).suffix.lower() not in _SUBTITLE_EXTENSIONS else None
+        if media and self.cfg.embedded:
+            cues = read_embedded_subtitles(media)
+            if cues is not None:
+                return cues, "embedded"
+        asr = self.cfg.asr
+        if media and (asr == "whisper" or (asr == "auto" and not src.is_record and self._asr_ok())):
+            from .asr import transcribe
+
+            return transcribe(media, model=self.cfg.asr_model, language=self.cfg.asr_language), "asr"
         if self.cfg.on_missing == "error":
             raise MediaError(src.name, "no subtitles or transcript (record.subtitles or extra['text']; "
                                        "set input.text.on_missing=empty to use empty text)")
-        return None
+        return None, None
+
+    def _asr_ok(self) -> bool:
+        if not hasattr(self, "_asr_state"):
+            from .asr import asr_available
+
+            ok, why = asr_available() if not self.cfg.asr_model else (True, "")
+            if not ok:
+                log.info("text: no speech recognition for files without subtitles (%s)", why)
+            self._asr_state = ok
+        return self._asr_state
 
     def check(self, src: SampleSource, ctx: dict) -> None:
         self._read(src)
@@ -252,16 +273,19 @@ class TextModality:
     def load(self, src: SampleSource, sample: dict, rng: np.random.Generator, ctx: dict) -> None:
         from .text import text_in_window
 
-        text = self._read(src)
+        text, source = self._read(src)
+        align = self.cfg.align
         # one text window per snippet: the video's segment it was sampled from (MART: duration / S each),
         # or the snippet's own span when there is no segment (e.g. audio windows)
         times = sample.get("segment_times", sample.get("snippet_times"))
         windows = [tuple(map(float, w)) for w in times.tolist()] if times is not None else None
         if isinstance(text, list):
-            sample["text"] = [text_in_window(text, a, b) for a, b in windows] if windows else [text_in_window(text)]
+            sample["text"] = ([text_in_window(text, a, b, align=align) for a, b in windows] if windows
+                              else [text_in_window(text, align=align)])
         else:
             whole = "" if text is None else " ".join(text.split())
             sample["text"] = [whole] * len(windows) if windows else [whole]
+        sample["text_source"] = source or "none"
 
 
 # ---------------------------------------------------------------------------------------------

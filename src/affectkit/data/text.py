@@ -4,6 +4,10 @@
   :class:`SubtitleCue` s ``(start_s, end_s, text)``; a transcript is one cue with times ``None``.
 - :func:`text_in_window` / :func:`cues_in_window`: the cues that overlap a time window (e.g. a clip
   or a temporal segment of an untrimmed video).
+- :func:`words_in_window`: word-level alignment: the words whose own time span overlaps a window (word
+  times from speech recognition, else spread over their cue in proportion to their length:
+  :func:`cue_words`); ``text_in_window(..., align="word")`` joins them.
+- :func:`read_embedded_subtitles`: the text subtitle stream inside a video container (mkv, mp4, ...).
 - :func:`read_srt` / :func:`write_srt`: the SRT reader and writer of :mod:`affectkit.data.synth`.
 - ``EMOTION_WORDS``: class -> words (the words the synthetic subtitles use), for lexicon methods.
 
@@ -55,12 +59,42 @@ class SubtitleError(MediaError, DatasetError):
         super().__init__(path, f"line {line}: {problem}" if line is not None else problem)
 
 
+class TimedWord(NamedTuple):
+    """One word of a cue with its time span in seconds (``None`` for an untimed transcript)."""
+
+    start: float | None
+    end: float | None
+    word: str
+
+
 class SubtitleCue(NamedTuple):
-    """One cue: ``start``/``end`` in seconds (``None`` for an untimed transcript) and its ``text``."""
+    """One cue: ``start``/``end`` in seconds (``None`` for an untimed transcript) and its ``text``.
+    ``words``: the cue's :class:`TimedWord` s where the source timed them (:class:`RecognisedCue`), else None."""
 
     start: float | None
     end: float | None
     text: str
+
+    @property
+    def words(self) -> tuple[TimedWord, ...] | None:
+        return None
+
+
+class RecognisedCue(SubtitleCue):
+    """A :class:`SubtitleCue` (equal to, and unpacking as, its ``(start, end, text)``) that also carries the
+    time of each of its words (speech recognition): ``RecognisedCue(start, end, text, words)``."""
+
+    def __new__(cls, start, end, text, words=()):
+        self = super().__new__(cls, start, end, text)
+        self._words = tuple(w if isinstance(w, TimedWord) else TimedWord(*w) for w in words)
+        return self
+
+    @property
+    def words(self) -> tuple[TimedWord, ...] | None:
+        return self._words or None
+
+    def __repr__(self) -> str:
+        return f"RecognisedCue(start={self.start!r}, end={self.end!r}, text={self.text!r}, words={len(self._words)})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,30 +236,126 @@ def write_srt(path: str | os.PathLike, cues: Sequence[tuple[float, float, str]])
 
 
 # ---------------------------------------------------------------------------------------------
-def cues_in_window(cues: Iterable[tuple[float | None, float | None, str]], start: float | None = None,
-                   end: float | None = None) -> list[SubtitleCue]:
-    """The cues overlapping ``[start, end)`` seconds (``None``: unbounded). Untimed cues (a transcript)
-    cover the whole video and are always kept; a zero-length cue counts if it lies in the window."""
+def _window(start, end) -> tuple[float, float]:
     if start is not None and end is not None and end < start:
         raise ValueError(f"time window ends ({end}) before it starts ({start})")
-    lo = float("-inf") if start is None else float(start)
-    hi = float("inf") if end is None else float(end)
-    out = []
-    for s, e, text in cues:
-        if s is None or e is None:
-            keep = True
-        elif s == e:
-            keep = lo <= s < hi or s == lo == hi
-        else:
-            keep = s < hi and e > lo
-        if keep:
-            out.append(SubtitleCue(s, e, text))
+    return (float("-inf") if start is None else float(start)), (float("inf") if end is None else float(end))
+
+
+def _overlaps(s, e, lo: float, hi: float) -> bool:
+    """Whether the span ``[s, e)`` overlaps ``[lo, hi)``; an untimed span always does, a zero-length one
+    when it lies in the window."""
+    if s is None or e is None:
+        return True
+    if s == e:
+        return lo <= s < hi or s == lo == hi
+    return s < hi and e > lo
+
+
+def cues_in_window(cues: Iterable[tuple], start: float | None = None, end: float | None = None) -> list[SubtitleCue]:
+    """The cues overlapping ``[start, end)`` seconds (``None``: unbounded). Untimed cues (a transcript)
+    cover the whole video and are always kept; a zero-length cue counts if it lies in the window."""
+    lo, hi = _window(start, end)
+    return [c if isinstance(c, SubtitleCue) else SubtitleCue(*c) for c in cues if _overlaps(c[0], c[1], lo, hi)]
+
+
+def cue_words(cue: tuple) -> list[TimedWord]:
+    """The words of a cue with their time spans: the cue's own ``words`` when it has them (speech
+    recognition), else its whitespace-separated words spread over ``[start, end]`` in proportion to their
+    length in characters (plus one for the space after each), consecutive and covering the cue. An
+    untimed cue's words are untimed."""
+    c = cue if isinstance(cue, SubtitleCue) else SubtitleCue(*cue)
+    if c.words:
+        return list(c.words)
+    words = c.text.split()
+    if c.start is None or c.end is None:
+        return [TimedWord(None, None, w) for w in words]
+    weights = [len(w) + 1 for w in words]
+    total, acc, out = float(sum(weights)), 0.0, []
+    span = float(c.end) - float(c.start)
+    for w, k in zip(words, weights):
+        a = float(c.start) + span * acc / total
+        acc += k
+        out.append(TimedWord(a, float(c.start) + span * acc / total, w))
     return out
 
 
-def text_in_window(cues: Iterable[tuple[float | None, float | None, str]], start: float | None = None,
-                   end: float | None = None, sep: str = " ") -> str:
-    """The text of the cues overlapping ``[start, end)`` seconds, joined by ``sep`` (line breaks inside
-    a cue become spaces); ``""`` when none does."""
+def words_in_window(cues: Iterable[tuple], start: float | None = None, end: float | None = None) -> list[TimedWord]:
+    """Word-level alignment: the words (:func:`cue_words`) whose time span overlaps ``[start, end)``, in
+    time order (cue order, then word order). A word spanning a window edge belongs to both windows."""
+    lo, hi = _window(start, end)
+    out = []
+    for c in cues_in_window(cues, start, end):
+        out.extend(w for w in cue_words(c) if _overlaps(w.start, w.end, lo, hi))
+    return out
+
+
+def text_in_window(cues: Iterable[tuple], start: float | None = None, end: float | None = None, sep: str = " ",
+                   *, align: str = "cue") -> str:
+    """The text overlapping ``[start, end)`` seconds; ``""`` when none does. ``align="cue"``: the whole text
+    of every cue overlapping the window, joined by ``sep`` (line breaks inside a cue become spaces);
+    ``align="word"``: only the words that overlap it (:func:`words_in_window`), joined by spaces."""
+    if align == "word":
+        return " ".join(w.word for w in words_in_window(cues, start, end))
+    if align != "cue":
+        raise ValueError(f"align must be 'cue' or 'word', got {align!r}")
     parts = (" ".join(c.text.split()) for c in cues_in_window(cues, start, end))
     return sep.join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# subtitle streams inside a video container
+_BITMAP_SUBTITLES = ("dvd_subtitle", "dvdsub", "hdmv_pgs_subtitle", "pgssub", "dvb_subtitle", "dvbsub", "xsub")
+
+
+def read_embedded_subtitles(path: str | os.PathLike, *, stream: int | None = None) -> list[SubtitleCue] | None:
+    """The cues of a text subtitle stream inside a video container (SubRip, ASS/SSA, WebVTT or mov_text
+    in mkv, mp4, mov, webm ...), markup removed, in time order; ``None`` when the file has no text
+    subtitle stream (bitmap subtitles such as DVD or PGS carry no text and are passed over).
+
+    ``stream``: the index among the file's subtitle streams (default: the first text one, preferring one
+    tagged English when there are several). A file that cannot be opened raises
+    :class:`~affectkit.errors.MediaError` naming it."""
+    import av
+
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as err:
+        raise MediaError(path, f"cannot open the container to read its subtitles ({err})") from None
+    with container:
+        subs = [s for s in container.streams.subtitles if s.codec_context.name not in _BITMAP_SUBTITLES]
+        if not subs:
+            return None
+        if stream is not None:
+            if not 0 <= stream < len(container.streams.subtitles):
+                raise MediaError(path, f"subtitle stream {stream} requested; the file has {len(container.streams.subtitles)}")
+            chosen = container.streams.subtitles[stream]
+            if chosen not in subs:
+                raise MediaError(path, f"subtitle stream {stream} is a bitmap stream ({chosen.codec_context.name}): no text")
+        else:
+            english = [s for s in subs if str(s.metadata.get("language", "")).lower() in ("en", "eng")]
+            chosen = (english or subs)[0]
+        cues = []
+        try:
+            for packet in container.demux(chosen):
+                if packet.pts is None:
+                    continue
+                tb = packet.time_base or chosen.time_base
+                start = float(packet.pts * tb)
+                end = start + float((packet.duration or 0) * tb)
+                texts = []
+                for sub in chosen.codec_context.decode(packet):
+                    raw = getattr(sub, "dialogue", None)
+                    if raw is None:  # older PyAV: the ASS event line, text after the 8th comma
+                        raw = getattr(sub, "ass", b"").split(b",", 8)[-1]
+                    if isinstance(raw, bytes):
+                        raw = raw.decode("utf-8", "replace")
+                    texts.append(raw.replace("\\N", "\n").replace("\\n", "\n"))
+                text = _clean("\n".join(t for t in texts if t.strip()))
+                if text:
+                    cues.append(SubtitleCue(round(start, 3), round(max(end, start), 3), text))
+        except av.FFmpegError as err:
+            raise MediaError(path, f"subtitle stream {chosen.index} cannot be decoded ({err})") from None
+    cues.sort(key=lambda c: (c.start, c.end))
+    return cues

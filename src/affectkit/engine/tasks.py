@@ -224,13 +224,14 @@ class ClassificationTask(Task):
             result["sentiment"] = self.polarity[classes[top]]
         texts = sample.get("text")
         if isinstance(texts, (list, tuple)) and timeline and len(texts) == len(timeline):
-            self._add_words(result, [str(t) for t in texts], sample.get("segment_times"))
+            self._add_words(result, [str(t) for t in texts], sample.get("segment_times"), source=sample.get("text_source"))
         return result
 
-    def _add_words(self, result: dict, texts: list[str], spans=None) -> None:
+    def _add_words(self, result: dict, texts: list[str], spans=None, source: str | None = None) -> None:
         """Each timeline window's text (``text``; ``text_span``: the video segment it was read from, when
         the sample has one) and, where a lexicon is configured (``input.text.lexicon``), its emotional
-        words with their lexicon entries; ``result["lexicon"]`` names the lexicon (None: none)."""
+        words with their lexicon entries; ``result["lexicon"]`` names the lexicon (None: none),
+        ``result["text_source"]`` where the text came from (subtitles, embedded, transcript, asr, none)."""
         from ..data.lexicon import resolve_lexicon, window_words
 
         if not hasattr(self, "_lexicon"):
@@ -241,6 +242,8 @@ class ClassificationTask(Task):
             entry["text"] = text
             if spans is not None and j < len(spans):
                 entry["text_span"] = [round(float(spans[j][0]), 3), round(float(spans[j][1]), 3)]
+        if source is not None:
+            result["text_source"] = source if isinstance(source, str) else str(source)
         result["lexicon"] = None
         if self._lexicon is not None:
             result["lexicon"] = self._lexicon.name

@@ -204,7 +204,10 @@
     const tl = (r.timeline || []).filter((s) => typeof s.text === "string");
     el.words.hidden = tl.length === 0;
     if (!tl.length) return;
-    el.wordsNote.textContent = r.lexicon ? `· lexicon: ${r.lexicon}` : "· no lexicon configured";
+    const sources = { subtitles: "subtitle file", embedded: "subtitle stream in the video", transcript: "transcript",
+                      asr: "speech recognition", none: "no text found" };
+    const from = r.text_source ? ` · text: ${sources[r.text_source] || r.text_source}` : "";
+    el.wordsNote.textContent = (r.lexicon ? `· lexicon: ${r.lexicon}` : "· no lexicon configured") + from;
     for (const s of tl) {
       const row = html("tr", null, null, el.wordsBody);
       html("td", "words-time", `${secs(s.start)}–${secs(s.end)}`, row);
