@@ -56,6 +56,35 @@ class _ExportGraph(nn.Module):
         return tuple(found[name] for name in self.outputs)
 
 
+def graph_keys(model: nn.Module, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The graph's inputs for a model's sample ``keys``: strings cannot enter a graph, so a text model's
+    ``text`` becomes ``text_ids`` and ``text_mask`` (B, S, L) with L its text encoder's ``max_length``."""
+    out: list[str] = []
+    for k in keys:
+        out.extend(("text_ids", "text_mask") if k == "text" and getattr(model, "text_encoder", None) is not None else (k,))
+    return tuple(out)
+
+
+def text_tokenizer_spec(model: nn.Module) -> dict[str, Any] | None:
+    from ..models.blocks.text_encoder import tokenizer_spec
+
+    enc = getattr(model, "text_encoder", None)
+    return tokenizer_spec(enc) if enc is not None else None
+
+
+def graph_feed(model: nn.Module, example: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """A sample batch (``text`` as strings) -> the graph's input tensors (``text_ids``/``text_mask`` padded to
+    the encoder's ``max_length``, a static axis of the graph)."""
+    from ..models.blocks.text_encoder import pad_tokens
+
+    feed = {k: v for k, v in example.items() if k in keys}
+    if "text_ids" in keys and "text_ids" not in example:
+        enc = model.text_encoder
+        ids, mask = pad_tokens(*model.tokenize_text(example["text"]), enc.max_length, enc.pad_id)
+        feed["text_ids"], feed["text_mask"] = ids, mask
+    return feed
+
+
 def preprocessing_summary(config: dict, input_keys: tuple[str, ...]) -> dict[str, Any]:
     """What happens to a file before the graph (readable; the full config is in ``affectkit.config``)."""
     inp = config.get("config", {}).get("input", {})
@@ -117,6 +146,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
     example = model.example_inputs(batch_size=2)  # batch 2: a batch of 1 would be specialised as a constant
     with torch.inference_mode():
         probe = model(**example)
+    sample_keys, keys = keys, graph_keys(model, keys)
+    example = graph_feed(model, example, keys)
     available = {"logits": probe.logits, "temporal_attention": probe.temporal_attention, **(probe.extras or {})}
     wanted = OUTPUTS + tuple(n for n in getattr(model, "export_extras", ()) if n not in OUTPUTS)
     outputs = tuple(n for n in wanted if available.get(n) is not None)
@@ -137,10 +168,14 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, *, opset:
         "affectkit.format_version": str(ONNX_FORMAT_VERSION),
         "affectkit.version": __version__,
         "affectkit.config": json.dumps(config),
-        "affectkit.inputs": json.dumps(list(keys)),
+        "affectkit.inputs": json.dumps(list(sample_keys)),
+        "affectkit.graph_inputs": json.dumps(list(keys)),
         "affectkit.outputs": json.dumps(list(outputs)),
-        "affectkit.preprocessing": json.dumps(preprocessing_summary(config, keys)),
+        "affectkit.preprocessing": json.dumps(preprocessing_summary(config, sample_keys)),
     }
+    spec = text_tokenizer_spec(model) if "text_ids" in keys else None
+    if spec is not None:
+        meta["affectkit.text_tokenizer"] = json.dumps(spec)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "out": str(out), "opset": opset, "inputs": list(keys),
                               "outputs": list(outputs), "export_seconds": round(export_s, 2)}
     out = Path(out)
@@ -184,7 +219,9 @@ def calibration_inputs(model: nn.Module, keys: tuple[str, ...], *, checkpoint, s
         task = build_task(cfg, config["classes"], config.get("polarity"))
         dataset = task.dataset(index, split, train=False)
         picked = [dataset[i] for i in range(min(samples, len(dataset)))]
-        rows = [{k: s[k].unsqueeze(0).float().numpy() for k in keys} for s in picked if s is not None]
+        sample_keys = tuple(getattr(model, "input_keys", keys))
+        rows = [_calibration_row(model, {k: (s[k].unsqueeze(0) if torch.is_tensor(s[k]) else [s[k]]) for k in sample_keys}, keys)
+                for s in picked if s is not None]
         if not rows:
             raise AffectkitError(f"{cfg.data.path}: no usable sample in the {split} split")
         return rows, {"source": str(cfg.data.path), "split": split, "samples": len(rows)}
@@ -193,10 +230,14 @@ def calibration_inputs(model: nn.Module, keys: tuple[str, ...], *, checkpoint, s
         rows = []
         for i in range(samples):
             torch.manual_seed(i)
-            ex = model.example_inputs(batch_size=1)
-            rows.append({k: ex[k].float().numpy() for k in keys})
+            rows.append(_calibration_row(model, model.example_inputs(batch_size=1), keys))
         return rows, {"source": "example_inputs (random: the checkpoint's data was not found)", "split": None,
                       "samples": len(rows), "why": str(err)[:300]}
+
+
+def _calibration_row(model: nn.Module, sample: dict[str, Any], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    feed = graph_feed(model, sample, keys)
+    return {k: (feed[k].numpy() if feed[k].dtype in (torch.int64, torch.bool) else feed[k].float().numpy()) for k in keys}
 
 
 def quantize_int8(path: Path, model: nn.Module, keys: tuple[str, ...], outputs: tuple[str, ...], *, checkpoint,
@@ -278,6 +319,10 @@ def _verification_inputs(model: nn.Module, batch_sizes: tuple[int, ...]) -> list
     return [model.example_inputs(batch_size=bs, **v) for bs in batch_sizes for v in variants]
 
 
+def _graph_examples(model: nn.Module, keys: tuple[str, ...], batch_sizes: tuple[int, ...]) -> list[dict[str, torch.Tensor]]:
+    return [graph_feed(model, ex, keys) for ex in _verification_inputs(model, batch_sizes)]
+
+
 def verify_onnx(path: str | os.PathLike, model: nn.Module, keys: tuple[str, ...], outputs: tuple[str, ...],
                 batch_sizes: tuple[int, ...] = (1, 3)) -> dict[str, Any]:
     """Max |ONNX Runtime - PyTorch| per output (and on the probabilities) on example inputs."""
@@ -285,7 +330,7 @@ def verify_onnx(path: str | os.PathLike, model: nn.Module, keys: tuple[str, ...]
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst: dict[str, float] = {}
-    for example in _verification_inputs(model, batch_sizes):
+    for example in _graph_examples(model, keys, batch_sizes):
         got = session.run(list(outputs), {k: example[k].numpy() for k in keys})
         with torch.inference_mode():
             ref = _ExportGraph(model, keys, outputs)(*(example[k] for k in keys))

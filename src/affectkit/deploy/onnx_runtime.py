@@ -14,6 +14,10 @@ from ..errors import AffectkitError, CheckpointError
 from ..models.outputs import ClassifierOutput
 
 
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+             "tensor(int32)": np.int32, "tensor(double)": np.float64}
+
+
 class OnnxModel:
     """An exported kit model on ONNX Runtime's CPU provider.
 
@@ -46,13 +50,27 @@ class OnnxModel:
         self.metadata = {k: v for k, v in meta.items() if k.startswith("affectkit.")}
         self.affectkit_config = json.loads(meta["affectkit.config"])
         self.input_keys = tuple(json.loads(meta["affectkit.inputs"]))
+        self.graph_inputs = tuple(json.loads(meta.get("affectkit.graph_inputs", meta["affectkit.inputs"])))
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._dtypes = {i.name: _NP_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self._tokenize = None
+        if "text_ids" in self.graph_inputs:
+            from ..models.blocks.text_encoder import tokenizer_from_spec
+
+            spec = meta.get("affectkit.text_tokenizer")
+            if spec is None:
+                raise CheckpointError(f"{path}: a text graph without its tokenizer (affectkit.text_tokenizer); export it again")
+            self._tokenize = tokenizer_from_spec(json.loads(spec), where=str(path))
 
     def __call__(self, **inputs: torch.Tensor) -> ClassifierOutput:
         missing = [k for k in self.input_keys if k not in inputs]
         if missing:
             raise ValueError(f"{self.path.name}: missing inputs {missing}")
-        feeds = {k: np.ascontiguousarray(inputs[k].detach().to("cpu", torch.float32).numpy()) for k in self.input_keys}
+        tensors_in = {k: v for k, v in inputs.items() if k != "text"}
+        if self._tokenize is not None:  # strings -> ids and mask (B, S, L), as the model's own text encoder
+            tensors_in["text_ids"], tensors_in["text_mask"] = self._tokenize(inputs["text"])
+        feeds = {k: np.ascontiguousarray(tensors_in[k].detach().cpu().numpy().astype(self._dtypes.get(k, np.float32), copy=False))
+                 for k in self.graph_inputs}
         outs = dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
         tensors = {k: torch.from_numpy(v) for k, v in outs.items()}
         logits = tensors.pop("logits")

@@ -51,6 +51,7 @@ from ...errors import ConfigError
 from .transformer import TransformerBlock, sinusoid_position_table
 
 __all__ = ["TextEncoder", "WordTextEncoder", "HFTextEncoder", "normalize_text_batch", "word_tokens", "word_id",
+           "hf_tokenize", "pad_tokens", "tokenizer_spec", "tokenizer_from_spec",
            "build_text_encoder", "TEXT_ENCODERS"]
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,80 @@ def _missing_transformers(err: Exception) -> ConfigError:
     return ConfigError(f"the 'hf' text encoder needs the transformers package (pip install 'affectkit[text]'): {err}")
 
 
+def _fingerprint(tokenizer) -> bytes:
+    """SHA-256 of a ``transformers`` tokenizer's full definition (vocabulary and rules)."""
+    if getattr(tokenizer, "backend_tokenizer", None) is not None:
+        text = tokenizer.backend_tokenizer.to_str()
+    else:
+        text = repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def hf_tokenize(tokenizer, texts, max_length: int) -> tuple[Tensor, Tensor]:
+    """:meth:`HFTextEncoder.tokenize` with a given ``transformers`` tokenizer (ids and mask (B, S, L))."""
+    rows = normalize_text_batch(texts)
+    b, s = len(rows), len(rows[0]) if rows else 1
+    flat = [t for r in rows for t in r]
+    enc = tokenizer(flat, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+    ids = enc["input_ids"].long()
+    mask = enc["attention_mask"] == 0
+    empty = torch.tensor([not t.strip() for t in flat], dtype=torch.bool)
+    mask = mask | empty[:, None]  # a window without text is all padding for the fusion
+    length = ids.shape[1]
+    return ids.reshape(b, s, length), mask.reshape(b, s, length)
+
+
+def pad_tokens(ids: Tensor, mask: Tensor, length: int, pad_id: int) -> tuple[Tensor, Tensor]:
+    """Ids and mask (B, S, L) padded (``pad_id``, mask True) or cut to ``L = length`` tokens per window."""
+    cur = ids.shape[-1]
+    if cur >= length:
+        return ids[..., :length], mask[..., :length]
+    extra = length - cur
+    return (torch.cat([ids, ids.new_full((*ids.shape[:-1], extra), pad_id)], -1),
+            torch.cat([mask, mask.new_ones((*mask.shape[:-1], extra))], -1))
+
+
+def tokenizer_spec(encoder: "TextEncoder") -> dict[str, Any]:
+    """What rebuilds ``encoder``'s tokenizer without the model (:func:`tokenizer_from_spec`; the ONNX engine)."""
+    if isinstance(encoder, WordTextEncoder):
+        return {"kind": "word", "buckets": encoder.buckets, "max_length": encoder.max_length, "pad_id": encoder.pad_id}
+    if isinstance(encoder, HFTextEncoder):
+        digest = bytes(encoder.tokenizer_digest.tolist()).hex()
+        return {"kind": "hf", "model_dir": encoder.model_dir, "max_length": encoder.max_length, "pad_id": encoder.pad_id,
+                "tokenizer_sha256": digest}
+    raise ValueError(f"no tokenizer spec for {type(encoder).__name__}")
+
+
+def tokenizer_from_spec(spec: dict[str, Any], *, where: str = "model"):
+    """``texts -> (ids, mask)`` (B, S, max_length) from :func:`tokenizer_spec`'s dict. An ``hf`` spec needs
+    ``transformers`` and the tokenizer's local folder, the same tokenizer (fingerprint checked)."""
+    kind, length, pad_id = spec.get("kind"), int(spec["max_length"]), int(spec.get("pad_id", 0))
+    if kind == "word":
+        buckets = int(spec["buckets"])
+
+        def word(texts):
+            rows = [[[word_id(w, buckets) for w in word_tokens(t)] for t in sample] for sample in normalize_text_batch(texts)]
+            return pad_tokens(*_pack(rows, length, pad_id), length, pad_id)
+        return word
+    if kind == "hf":
+        try:
+            import transformers
+        except ImportError as err:
+            raise _missing_transformers(err) from None
+        folder = spec["model_dir"]
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as err:
+            raise ConfigError(f"{where}: its text tokenizer folder {folder} cannot be loaded ({type(err).__name__}: {err})") from None
+        if spec.get("tokenizer_sha256") and _fingerprint(tok).hex() != spec["tokenizer_sha256"]:
+            raise ConfigError(f"{where}: the tokenizer in {folder} is not the one the model was exported with (fingerprints differ)")
+
+        def hf(texts):
+            return pad_tokens(*hf_tokenize(tok, texts, length), length, pad_id)
+        return hf
+    raise ConfigError(f"{where}: unknown text tokenizer kind {kind!r}")
+
+
 class HFTextEncoder(TextEncoder):
     """A local BERT-family model + tokenizer, frozen unless ``finetune``, projected to ``dim`` (module docstring)."""
 
@@ -233,12 +308,7 @@ class HFTextEncoder(TextEncoder):
         self.register_buffer("tokenizer_digest", self._digest(), persistent=True)
 
     def _digest(self) -> Tensor:
-        tok = self.tokenizer
-        if getattr(tok, "backend_tokenizer", None) is not None:
-            text = tok.backend_tokenizer.to_str()
-        else:
-            text = repr(sorted(tok.get_vocab().items()))
-        return torch.tensor(list(hashlib.sha256(text.encode("utf-8")).digest()), dtype=torch.uint8)
+        return torch.tensor(list(_fingerprint(self.tokenizer)), dtype=torch.uint8)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -256,17 +326,7 @@ class HFTextEncoder(TextEncoder):
         return self
 
     def tokenize(self, texts) -> tuple[Tensor, Tensor]:
-        rows = normalize_text_batch(texts)
-        b, s = len(rows), len(rows[0]) if rows else 1
-        flat = [t for r in rows for t in r]
-        enc = self.tokenizer(flat, padding="longest", truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        ids = enc["input_ids"].long()
-        mask = enc["attention_mask"] == 0
-        empty = torch.tensor([not t.strip() for t in flat], dtype=torch.bool)
-        mask = mask | empty[:, None]  # a window without text is all padding for the fusion
-        length = ids.shape[1]
-        return ids.reshape(b, s, length), mask.reshape(b, s, length)
+        return hf_tokenize(self.tokenizer, texts, self.max_length)
 
     def forward(self, ids: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         ids, mask = self._check(ids, mask)
