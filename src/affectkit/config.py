@@ -29,7 +29,9 @@ class ModelSection:
 
 @dataclass
 class AudioSection:
-    kind: str = "mfcc"  # mfcc | log_mel | fbank (CTEN: Kaldi log-mel, n_mels bins, data/fbank.py) | none
+    # mfcc | log_mel | fbank (CTEN: Kaldi log-mel, n_mels bins, data/fbank.py) | whisper (the frozen Whisper
+    # encoder's states, one per 20 ms: num_frames states of encoder_dim; data/speech_encoder.py) | none
+    kind: str = "mfcc"
     sample_rate: int = 44100
     n_mfcc: int = 32
     n_mels: int = 128
@@ -38,6 +40,9 @@ class AudioSection:
     num_frames: int = 4096
     windows: int = 16  # fbank: num_frames = windows x equal windows (CTEN: 16 x 100 frames, one second each)
     on_missing: str = "error"  # error (report and skip) | silence (zeros, with a warning)
+    encoder_model: str | None = None  # whisper: a local CTranslate2 Whisper folder (default: the bundled tiny.en)
+    encoder_dim: int = 384  # whisper: the encoder's state width (tiny 384, base 512, small 768)
+    encoder_pad: bool = False  # whisper: encode in zero-padded 30 s windows as Whisper was trained (slower)
 
 
 @dataclass

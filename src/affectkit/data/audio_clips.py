@@ -81,6 +81,16 @@ class AudioClipLoader:
         self.window = (spec.num_frames - 1) * spec.hop_length
         self.hop_seconds: float | None = None  # sliding windows (set_windows); None: one window
         self.cache: WaveCache | None = None  # decoded waveforms (attach_wave_cache); None: decode every time
+        # kind whisper: the frozen encoder's states (T, D), one per 20 ms; num_frames states a window
+        self.whisper = spec.kind == "whisper"
+        self.state_cache = None  # EncoderStateCache, made on first use (per process)
+        self.state_cache_dir: str | None = None  # data.cache_dir (attach_wave_cache)
+        if self.whisper:
+            from .speech_encoder import SAMPLE_RATE
+
+            if spec.sample_rate != SAMPLE_RATE:
+                raise ConfigError(f"input.audio.kind whisper: sample_rate must be {SAMPLE_RATE} (Whisper's), got {spec.sample_rate}")
+            self.window = spec.num_frames
 
     def set_windows(self, hop_seconds: float | None = None, *, enabled: bool = True) -> None:
         """Slide the window over the whole recording in evaluation (the predict path): a hop of
@@ -95,6 +105,10 @@ class AudioClipLoader:
 
     @property
     def window_seconds(self) -> float:
+        if self.whisper:
+            from .speech_encoder import STATE_SECONDS
+
+            return self.window * STATE_SECONDS
         return self.window / self.spec.sample_rate
 
     def check(self, path: str, audio_path: str | None = None) -> None:
@@ -103,6 +117,8 @@ class AudioClipLoader:
 
     def load(self, path: str, *, audio_path: str | None = None, rng: np.random.Generator | None = None) -> dict[str, Any]:
         source = str(audio_path or path)
+        if self.whisper:
+            return self._load_states(path, source, rng)
         sr = self.spec.sample_rate
         wave = self.decode(source)  # (N,) float32, N > 0
         duration = wave.size / sr
@@ -116,6 +132,43 @@ class AudioClipLoader:
         if windowed:
             sample["windows"] = int(feats.shape[0])
         return sample
+
+    # ------------------------------------------------------------------ kind whisper
+    def encoder_states(self, source: str) -> np.ndarray:
+        """The file's encoder states (T, D) (first :data:`MAX_DECODE_SECONDS`), through the state cache."""
+        from .speech_encoder import EncoderStateCache, encoder_tag, get_encoder
+
+        a = self.cfg.audio
+        if self.state_cache is None:
+            cache_dir = os.path.join(self.state_cache_dir, "whisper_states") if self.state_cache_dir else None
+            self.state_cache = EncoderStateCache(encoder_tag(a.encoder_model, pad_to_30s=a.encoder_pad), cache_dir=cache_dir)
+
+        def compute():
+            states = get_encoder(a.encoder_model, pad_to_30s=bool(a.encoder_pad)).encode(self.decode(source))
+            if states.shape[1] != a.encoder_dim:
+                raise ConfigError(f"input.audio.encoder_dim is {a.encoder_dim}, but the encoder gives {states.shape[1]}-d states")
+            return states
+        return self.state_cache.get(source, compute)
+
+    def _load_states(self, path: str, source: str, rng) -> dict[str, Any]:
+        from .speech_encoder import STATE_SECONDS
+
+        states = self.encoder_states(source)  # (T, D), read-only
+        n, w = int(states.shape[0]), self.window
+        duration = n * STATE_SECONDS
+        if self.hop_seconds is not None and not self.train:
+            hop = max(1, int(round(self.hop_seconds / STATE_SECONDS)))
+            starts = [0] if n <= w else [min(k * hop, n - w) for k in range(1 + math.ceil((n - w) / hop))]
+            feats = torch.from_numpy(np.stack([_fit(states[s:s + w], w) for s in starts]))
+            spans = torch.tensor([[s * STATE_SECONDS, min(s + w, n) * STATE_SECONDS] for s in starts], dtype=torch.float32)
+            return {"audio": feats, "snippet_times": spans, "duration": duration, "fps": 0.0, "path": str(path),
+                    "windows": len(starts)}
+        start = 0
+        if n > w:
+            start = int(_rng(rng).integers(0, n - w + 1)) if self.train else (n - w) // 2
+        feats = torch.from_numpy(_fit(states[start:start + w], w))
+        times = torch.tensor([[start * STATE_SECONDS, min(start + w, n) * STATE_SECONDS]], dtype=torch.float32)
+        return {"audio": feats, "snippet_times": times, "duration": duration, "fps": 0.0, "path": str(path)}
 
     def decode(self, source: str) -> np.ndarray:
         """The file's mono waveform at ``input.audio.sample_rate`` (first :data:`MAX_DECODE_SECONDS`),
@@ -322,6 +375,15 @@ def attach_wave_cache(loader, data_cfg) -> None:
         mb = getattr(data_cfg, "cache_mb", 2048.0)
         cache_dir = getattr(data_cfg, "cache_dir", None)
         loader.cache = WaveCache(mb, cache_dir) if (mb or cache_dir) else None
+        loader.state_cache_dir = str(cache_dir) if cache_dir else None
+
+
+def _fit(states: np.ndarray, length: int) -> np.ndarray:
+    """``states`` (t, D), t <= length -> (length, D) float32, zero rows after the states (padding: encoder
+    states are never all zero, so the models find the padding as the all-zero rows)."""
+    out = np.zeros((length, states.shape[1]), dtype=np.float32)
+    out[:states.shape[0]] = states
+    return out
 
 
 def _rng(rng: np.random.Generator | None) -> np.random.Generator:

@@ -57,6 +57,8 @@ def audio_spec(input_cfg) -> AudioFeatureSpec | None:
 
 def feature_bins(input_cfg) -> int:
     a = input_cfg.audio
+    if a.kind == "whisper":
+        return a.encoder_dim
     return a.n_mfcc if a.kind == "mfcc" else a.n_mels
 
 

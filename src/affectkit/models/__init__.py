@@ -1,6 +1,7 @@
 from . import vaanet  # noqa: F401  (registers)
 from . import audio_resnet  # noqa: F401  (registers audio_resnet18)
 from . import audio_cnn  # noqa: F401  (registers audio_cnn)
+from . import speech_head  # noqa: F401  (registers speech_head)
 from . import cten  # noqa: F401  (registers cten, cten_visual)
 from . import bpm_gcn  # noqa: F401  (registers bpm_gcn, agcn and the gait task)
 from . import tsl_net  # noqa: F401  (registers tsl_net and the localize task)

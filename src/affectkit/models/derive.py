@@ -6,8 +6,10 @@ from ..registry import NUM_CLASSES
 
 
 def audio_bins(cfg, classes) -> int:
-    """Feature bins of the configured audio features: MFCC coefficients or mel bands."""
+    """Feature bins of the configured audio features: MFCC coefficients, mel bands or encoder state width."""
     a = cfg.input.audio
+    if a.kind == "whisper":
+        return a.encoder_dim
     return a.n_mfcc if a.kind == "mfcc" else a.n_mels
 
 
