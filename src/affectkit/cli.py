@@ -86,6 +86,20 @@ def cmd_gait_cv(args) -> int:
     return 0
 
 
+def cmd_cv(args) -> int:
+    from .engine.cv import format_folds, group_cross_validate
+
+    result = group_cross_validate(args.config, args.override, folds=args.folds, val_groups=args.val_groups)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_folds(result) + (f"\nwrote {args.out}" if args.out else ""))
+    return 0
+
+
 # ------------------------------------------------------------------------------- eval-localization
 def cmd_eval_localization(args) -> int:
     from .metrics_localization import evaluate_localization, format_report, parse_thresholds
@@ -646,6 +660,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="also write the full result (every fold's test metrics) as JSON here")
     s.add_argument("--json", action="store_true", help="print the full result as JSON instead of the table")
     s.set_defaults(func=cmd_gait_cv)
+
+    s = sub.add_parser("cv", help="speaker-independent k-fold by whole groups (data.group_by, e.g. RAVDESS actors): "
+                                  "one training per fold, epoch chosen on the fold's validation groups, mean and spread")
+    s.add_argument("config", help="a config with data.group_by, e.g. audio/ravdess_whisper.yaml")
+    s.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. data.path=DIR (repeatable)")
+    s.add_argument("--folds", type=int, default=4, help="test folds: consecutive blocks of the sorted groups (default 4)")
+    s.add_argument("--val-groups", type=int, default=2, help="validation groups per fold: those after its test block (default 2)")
+    s.add_argument("--out", help="also write the full result (every fold's groups and test metrics) as JSON here")
+    s.add_argument("--json", action="store_true", help="print the full result as JSON instead of the table")
+    s.set_defaults(func=cmd_cv)
 
     s = sub.add_parser("predict", help="run a checkpoint on video (or audio) files: one, several, folders, glob patterns")
     s.add_argument("videos", nargs="+", metavar="FILE_DIR_OR_GLOB",

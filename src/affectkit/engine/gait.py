@@ -340,37 +340,12 @@ def cross_validate(config, overrides: list[str] | None = None, *, folds: int = 5
     deviation over the folds, ``accuracy_sample_std`` the sample one (n - 1). Run names get a
     ``-fold<k>`` suffix (``output.run_name``, default ``<config>-cv-<time>``). ``affectkit gait-cv``
     is this function on the command line."""
-    import time
-    from pathlib import Path
-
-    from .evaluate import evaluate
-    from .trainer import train
-
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"folds {folds!r}: expected an integer >= 2")
-    overrides = list(overrides or [])
-    name = next((o.split("=", 1)[1] for o in overrides if o.startswith("output.run_name=")), None)
-    if not name:
-        stem = Path(str(config)).stem if config is not None else "gait"
-        name = f"{stem}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
-    base = [o for o in overrides if not o.startswith(("output.run_name=", "data.fold=", "data.folds="))]
-    runs = []
-    for k in range(folds):
-        result = train(config, base + [f"data.fold={k}", f"data.folds={folds}", f"output.run_name={name}-fold{k}"])
-        test = evaluate(result.best_dir, split="test")
-        runs.append({"fold": k, "run_dir": str(result.run_dir), "best_epoch": result.best_epoch,
-                     "test": {m: v for m, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
-                     "per_class_accuracy": test.get("per_class_accuracy")})
-    out: dict[str, Any] = {"config": str(config), "folds": runs, "num_folds": folds}
-    for metric in ("accuracy", "macro_f1", "accuracy_posture", "accuracy_movement"):
-        vals = np.array([r["test"].get(metric, np.nan) for r in runs], dtype=np.float64)
-        if np.isnan(vals).all():
-            continue
-        out[f"{metric}_mean"] = float(np.nanmean(vals))
-        out[f"{metric}_std"] = float(np.nanstd(vals))
-        if metric == "accuracy":
-            out["accuracy_sample_std"] = float(np.nanstd(vals, ddof=1)) if folds > 1 else 0.0
-    return out
+    from .cv import run_folds
+
+    return run_folds(config, overrides, [[f"data.fold={k}", f"data.folds={folds}"] for k in range(folds)],
+                     drop=("data.fold=", "data.folds="))
 
 
 def format_cross_validation(result: dict[str, Any]) -> str:
