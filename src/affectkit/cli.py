@@ -72,32 +72,29 @@ def cmd_eval(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- gait-cv
-def cmd_gait_cv(args) -> int:
-    from .engine.gait import cross_validate, format_cross_validation
-
-    result = cross_validate(args.config, args.override, folds=args.folds)
+def _report_folds(args, result: dict, table) -> int:
+    """Write a k-fold result (``--out``) and print it (JSON with ``--json``, else ``table(result)``)."""
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
     if args.json:
         _print_json(result)
     else:
-        print(format_cross_validation(result) + (f"\nwrote {args.out}" if args.out else ""))
+        print(table(result) + (f"\nwrote {args.out}" if args.out else ""))
     return 0
+
+
+def cmd_gait_cv(args) -> int:
+    from .engine.gait import cross_validate, format_cross_validation
+
+    return _report_folds(args, cross_validate(args.config, args.override, folds=args.folds), format_cross_validation)
 
 
 def cmd_cv(args) -> int:
     from .engine.cv import format_folds, group_cross_validate
 
     result = group_cross_validate(args.config, args.override, folds=args.folds, val_groups=args.val_groups)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    if args.json:
-        _print_json(result)
-    else:
-        print(format_folds(result) + (f"\nwrote {args.out}" if args.out else ""))
-    return 0
+    return _report_folds(args, result, format_folds)
 
 
 # ------------------------------------------------------------------------------- eval-localization
