@@ -54,9 +54,14 @@ def main(argv=None) -> dict:
             "load_seconds": round(load_s, 2), "wall_seconds": round(wall, 2),
             "audio_seconds_per_second": round(seconds / wall, 1), "seconds_per_file": round(wall / len(waves), 3)}
     report["loadavg_end"] = os.getloadavg()
+    return emit(report, args.out)
+
+
+def emit(report: dict, out: str | None) -> dict:
+    """Print ``report`` as JSON and write it to ``out`` too (when given)."""
     text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    if out:
+        Path(out).write_text(text + "\n")
     print(text)
     return report
 

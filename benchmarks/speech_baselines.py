@@ -12,7 +12,6 @@ refit on the training actors with that C. Folds are :func:`affectkit.engine.cv.g
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speech_encoder import emit  # noqa: E402
 
 GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
@@ -75,11 +76,7 @@ def main(argv=None) -> dict:
               "feature_seconds": round(extract_s, 1), "folds": runs,
               "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
               "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std())}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":
