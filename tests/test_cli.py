@@ -30,6 +30,7 @@ def test_doctor(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "av" in out and "vaanet" in out
+    assert "extra asr" in out and "extra lexicon" in out and "speech_head" in out
 
 
 def test_errors_are_one_line_and_name_the_file(tmp_path, capsys):

