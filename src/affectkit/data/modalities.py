@@ -244,9 +244,15 @@ class TextModality:
             return text, "transcript"
         media = src.path if src.path and os.path.isfile(src.path) and Path(src.path).suffix.lower() not in _SUBTITLE_EXTENSIONS else None
         if media and self.cfg.embedded:
-            cues = read_embedded_subtitles(media)
-            if cues is not None:
-                return cues, "embedded"
+            st = os.stat(media)
+            key = (media, st.st_size, st.st_mtime_ns)
+            cache = self.__dict__.setdefault("_embedded", {})  # epochs re-read a file: open its container once
+            if key not in cache:
+                if len(cache) >= 4096:
+                    cache.clear()
+                cache[key] = read_embedded_subtitles(media)
+            if cache[key] is not None:
+                return cache[key], "embedded"
         asr = self.cfg.asr
         if media and (asr == "whisper" or (asr == "auto" and not src.is_record and self._asr_ok())):
             from .asr import transcribe
