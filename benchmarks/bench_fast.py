@@ -96,19 +96,28 @@ def bench_inference(name: str, backends: list[str], repeats: int, agree_n: int, 
 
 
 def bench_train(name: str, repeats: int, batch: int, args_over: dict) -> dict:
-    """Samples/s of a training step (forward, loss, backward, optimiser), eager vs torch.compile."""
+    """Samples/s of a training step (forward, loss, backward, optimiser): eager, torch.compile, and eager with
+    the trainer's ``train.channels_last`` and ``train.bf16`` (apart and together)."""
+    import contextlib
+
+    from affectkit.engine.trainer import to_channels_last
+
     torch.manual_seed(0)
     model = create_model(name, **args_over).train()
     inputs = model.example_inputs(batch)
     labels = torch.zeros(batch, dtype=torch.long)
     row = {"model": name, "batch": batch}
-    for mode in ("eager", "compiled"):
+    for mode in ("eager", "compiled", "channels_last", "bf16", "channels_last_bf16"):
         m = copy.deepcopy(model)
+        if mode.startswith("channels_last"):
+            to_channels_last(m)
         fwd = torch.compile(m) if mode == "compiled" else m
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+        amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode.endswith("bf16") else contextlib.nullcontext
 
         def step():
-            out = fwd(**inputs)
+            with amp():
+                out = fwd(**inputs)
             loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)
             loss.backward()
             opt.step()
@@ -129,6 +138,9 @@ def bench_train(name: str, repeats: int, batch: int, args_over: dict) -> dict:
             row[mode] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
     if "samples_per_s" in row.get("eager", {}) and "samples_per_s" in row.get("compiled", {}):
         row["compiled_over_eager"] = round(row["compiled"]["samples_per_s"] / row["eager"]["samples_per_s"], 2)
+    for mode in ("channels_last", "bf16", "channels_last_bf16"):
+        if "samples_per_s" in row.get("eager", {}) and "samples_per_s" in row.get(mode, {}):
+            row[f"{mode}_over_eager"] = round(row[mode]["samples_per_s"] / row["eager"]["samples_per_s"], 2)
     print(json.dumps(row), file=sys.stderr, flush=True)
     return row
 

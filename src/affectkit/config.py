@@ -227,6 +227,7 @@ class TrainSection:
     warmup_epochs: float = 0.0
     grad_accum: int = 1
     bf16: bool = False  # bf16 autocast (CPU with AVX-512 bf16, or GPU)
+    channels_last: bool = False  # 4-D weights channels_last, 5-D channels_last_3d (faster convolutions on CPU; same results to float rounding)
     fused_optimizer: bool = True  # one fused kernel per optimiser step (same update to float rounding; far cheaper on CPU for large models)
     seed: int = 0
     loss: str = "pcce"  # ce | pcce

@@ -187,3 +187,21 @@ def test_compiled_training_step(tiny_synth, tmp_path):
     rec = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert rec["step"] == 2 and rec["train_samples"] == 16 and math.isfinite(rec["train_loss"])
     assert "val_accuracy" in rec  # evaluation ran on the plain (uncompiled) model
+
+
+def test_channels_last_training_matches_the_default_layout(tiny_synth, tmp_path):
+    from affectkit.engine.trainer import to_channels_last
+
+    conv2d, conv3d = torch.nn.Conv2d(2, 4, 3), torch.nn.Conv3d(2, 4, 3)
+    to_channels_last(torch.nn.Sequential(conv2d, conv3d))
+    assert conv2d.weight.is_contiguous(memory_format=torch.channels_last) and not conv2d.weight.is_contiguous()
+    assert conv3d.weight.is_contiguous(memory_format=torch.channels_last_3d) and not conv3d.weight.is_contiguous()
+
+    losses = []
+    for flag in ("false", "true"):
+        result = train("vaanet/vaanet_synth.yaml", tiny_overrides(
+            tiny_synth, tmp_path, f"train.channels_last={flag}", "train.epochs=1", "train.max_steps_per_epoch=2",
+            f"output.run_name=cl_{flag}", "train.loss=ce"))
+        losses.append(json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])["train_loss"])
+        assert (result.run_dir / "last" / META).exists()
+    assert math.isfinite(losses[0]) and losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)

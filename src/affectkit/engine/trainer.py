@@ -217,6 +217,8 @@ class Trainer:
             log.warning("no validation split: the last epoch is kept as 'best' (set data.val_fraction to carve one out of train; the test split is never used for selection)")
         model_args = self.task.model_args()
         self.model = create_model(cfg.model.name, **model_args).to(self.device)
+        if cfg.train.channels_last:
+            to_channels_last(self.model)
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         ddp.barrier(dist)
@@ -537,3 +539,16 @@ def _fit(trainer: Trainer) -> TrainResult:
             vars(trainer).clear()
             gc.collect()
         ddp.teardown(info)
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Lay out every 4-D parameter and buffer channels_last and every 5-D one channels_last_3d, in place
+    (the Parameter objects stay the same, so an optimiser built later or earlier still holds them).
+    ``Module.to(memory_format=...)`` cannot do this for a model mixing 2D and 3D convolutions."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            fmt = formats.get(t.dim())
+            if fmt is not None:
+                t.data = t.data.contiguous(memory_format=fmt)
+    return model
