@@ -98,9 +98,8 @@ def bench_inference(name: str, backends: list[str], repeats: int, agree_n: int, 
 def bench_train(name: str, repeats: int, batch: int, args_over: dict) -> dict:
     """Samples/s of a training step (forward, loss, backward, optimiser): eager, torch.compile, and eager with
     the trainer's ``train.channels_last`` and ``train.bf16`` (apart and together)."""
-    import contextlib
-
-    from affectkit.engine.trainer import to_channels_last
+    from affectkit.engine.evaluate import autocast
+    from affectkit.models.layout import to_channels_last
 
     torch.manual_seed(0)
     model = create_model(name, **args_over).train()
@@ -113,10 +112,9 @@ def bench_train(name: str, repeats: int, batch: int, args_over: dict) -> dict:
             to_channels_last(m)
         fwd = torch.compile(m) if mode == "compiled" else m
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
-        amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode.endswith("bf16") else contextlib.nullcontext
 
         def step():
-            with amp():
+            with autocast(torch.device("cpu"), mode.endswith("bf16")):
                 out = fwd(**inputs)
             loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)
             loss.backward()

@@ -189,14 +189,12 @@ def test_compiled_training_step(tiny_synth, tmp_path):
     assert "val_accuracy" in rec  # evaluation ran on the plain (uncompiled) model
 
 
-def test_channels_last_training_matches_the_default_layout(tiny_synth, tmp_path):
-    from affectkit.engine.trainer import to_channels_last
+def test_channels_last_training_matches_the_default_layout(tiny_synth, tmp_path, monkeypatch):
+    import affectkit.engine.trainer as trainer_module
 
-    conv2d, conv3d = torch.nn.Conv2d(2, 4, 3), torch.nn.Conv3d(2, 4, 3)
-    to_channels_last(torch.nn.Sequential(conv2d, conv3d))
-    assert conv2d.weight.is_contiguous(memory_format=torch.channels_last) and not conv2d.weight.is_contiguous()
-    assert conv3d.weight.is_contiguous(memory_format=torch.channels_last_3d) and not conv3d.weight.is_contiguous()
-
+    laid_out = []
+    real = trainer_module.to_channels_last
+    monkeypatch.setattr(trainer_module, "to_channels_last", lambda m: laid_out.append(m) or real(m))
     losses = []
     for flag in ("false", "true"):
         result = train("vaanet/vaanet_synth.yaml", tiny_overrides(
@@ -204,4 +202,5 @@ def test_channels_last_training_matches_the_default_layout(tiny_synth, tmp_path)
             f"output.run_name=cl_{flag}", "train.loss=ce"))
         losses.append(json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])["train_loss"])
         assert (result.run_dir / "last" / META).exists()
+        assert len(laid_out) == (flag == "true")  # the option reaches the trainer's model, and only when set
     assert math.isfinite(losses[0]) and losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from ..errors import AffectkitError
+from ..models.layout import to_channels_last
 from ..registry import model_input_keys
 from .fast import cpu_flags, fold_batchnorm, int8_available, tune_allocator
 
@@ -115,12 +116,7 @@ class Backend:
 
 
 def _folded_copy(model: nn.Module) -> nn.Module:
-    fast = fold_batchnorm(copy.deepcopy(model)).eval()
-    for m in fast.modules():
-        if isinstance(m, nn.Conv3d):
-            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
-        elif isinstance(m, nn.Conv2d):
-            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+    fast = to_channels_last(fold_batchnorm(copy.deepcopy(model)).eval())
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

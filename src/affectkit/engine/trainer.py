@@ -37,6 +37,7 @@ from .. import __version__
 from ..config import Config, apply_overrides, config_from_dict, load_config
 from ..data.datasets import build_index
 from ..errors import AffectkitError, CheckpointError, ConfigError
+from ..models.layout import to_channels_last
 from ..registry import create_model, model_config, reads_media
 from . import distributed as ddp
 from .checkpoint import (TRAINER_STATE, capture_rng_state, format_load_report, load_state, load_trainer_state,
@@ -539,16 +540,3 @@ def _fit(trainer: Trainer) -> TrainResult:
             vars(trainer).clear()
             gc.collect()
         ddp.teardown(info)
-
-
-def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
-    """Lay out every 4-D parameter and buffer channels_last and every 5-D one channels_last_3d, in place
-    (the Parameter objects stay the same, so an optimiser built later or earlier still holds them).
-    ``Module.to(memory_format=...)`` cannot do this for a model mixing 2D and 3D convolutions."""
-    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
-    with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            fmt = formats.get(t.dim())
-            if fmt is not None:
-                t.data = t.data.contiguous(memory_format=fmt)
-    return model
