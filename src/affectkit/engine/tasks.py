@@ -103,6 +103,10 @@ class Task:
         return collate_skip_none
 
     # -- steps --------------------------------------------------------------------------------
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before each training epoch (0-based ``epoch`` of ``epochs``): a task whose
+        step depends on the training progress (MART's masking ratio) reads it here."""
+
     def train_step(self, model: torch.nn.Module, batch: dict) -> StepOutput:
         raise NotImplementedError
 
@@ -224,14 +228,20 @@ class ClassificationTask(Task):
             result["sentiment"] = self.polarity[classes[top]]
         texts = sample.get("text")
         if isinstance(texts, (list, tuple)) and timeline and len(texts) == len(timeline):
-            self._add_words(result, [str(t) for t in texts], sample.get("segment_times"), source=sample.get("text_source"))
+            dtcam = (out.extras or {}).get("temporal_emotion_score")
+            self._add_words(result, [str(t) for t in texts], sample.get("segment_times"), source=sample.get("text_source"),
+                            dtcam=None if dtcam is None else dtcam[i].float().cpu())
         return result
 
-    def _add_words(self, result: dict, texts: list[str], spans=None, source: str | None = None) -> None:
+    def _add_words(self, result: dict, texts: list[str], spans=None, source: str | None = None,
+                   dtcam: torch.Tensor | None = None) -> None:
         """Each timeline window's text (``text``; ``text_span``: the video segment it was read from, when
         the sample has one) and, where a lexicon is configured (``input.text.lexicon``), its emotional
         words with their lexicon entries; ``result["lexicon"]`` names the lexicon (None: none),
-        ``result["text_source"]`` where the text came from (subtitles, embedded, transcript, asr, none)."""
+        ``result["text_source"]`` where the text came from (subtitles, embedded, transcript, asr, none).
+        With a MART model's per-window temporal emotion score (``dtcam`` (S, C)) and a polarity map, each
+        window also gets the video's emotion and degree there (``video_emotion``, ``video_degree``) and each
+        word its checks ``E1`` / ``E2`` / ``E3`` and ``verified`` (at ``model.args.verify_level``)."""
         from ..data.lexicon import resolve_lexicon, window_words
 
         if not hasattr(self, "_lexicon"):
@@ -247,8 +257,19 @@ class ClassificationTask(Task):
         result["lexicon"] = None
         if self._lexicon is not None:
             result["lexicon"] = self._lexicon.name
-            for entry, words in zip(result["timeline"], window_words(texts, self._lexicon)):
+            found = window_words(texts, self._lexicon)
+            for entry, words in zip(result["timeline"], found):
                 entry["emotional_words"] = words
+            if dtcam is not None and self.polarity:  # MART: each word checked against the video at its window
+                from ..models.mart import MART_PLUGIN_CONFIG, verify_hit_dicts
+
+                args = self.cfg.model.args
+                level = int(args.get("verify_level", MART_PLUGIN_CONFIG["verify_level"]))
+                tau = float(args.get("verify_tau", MART_PLUGIN_CONFIG["verify_tau"]))
+                result["verify_level"] = level
+                for entry, video in zip(result["timeline"], verify_hit_dicts(dtcam, found, self.classes,
+                                                                             self.polarity, level, tau)):
+                    entry.update(video)
 
     def pool_windows(self, sample, out):
         """The result of a recording analysed in W windows (``out.logits`` (W, K), one row per window,

@@ -341,6 +341,7 @@ class Trainer:
         cfg, dist = self.cfg, self.dist
         ga, n = cfg.train.grad_accum, self.batches_per_epoch
         self._seed_epoch(epoch)
+        self.task.start_epoch(epoch, cfg.train.epochs)
         self.train_model.train()
         if self.cache is not None:
             self.cache.freeze()

@@ -47,7 +47,8 @@ exactly; clip mode: the head on the mean of each window's tokens: the video toke
 the audio patches centred in its time span), ``modality_logits`` (B, M, K) (M = video, audio (, text with a
 text encoder)), and in segment mode ``segment_video_tokens``
 (B, S, Lv, D) and ``segment_audio_tokens`` (B, S, La, D) (MART's per-window tokens, after the final norms;
-``segment_text_tokens`` (B, S, Lt, D) with a text encoder). :meth:`MBT.classification_loss` is the
+``segment_text_tokens`` (B, S, Lt, D) with a text encoder), and ``segment_features`` (B, S, M, D) (each
+window's pooled feature per modality, whose :meth:`MBT.features_to_logits` are ``snippet_logits``). :meth:`MBT.classification_loss` is the
 training loss of the original methods: per-modality losses (mean over modalities for MBT's token
 classifier, the sum for MART's two PCCE heads), or the loss of ``logits`` (MBT's gap classifier).
 
@@ -380,13 +381,25 @@ class MBT(nn.Module):
         return text.float(), pad
 
     def encode(self, video: Tensor, audio: Tensor, text: Tensor | None = None,
-               text_padding: Tensor | None = None) -> dict[str, Tensor]:
+               text_padding: Tensor | None = None, video_patch_mask: Tensor | None = None,
+               mask_token: Tensor | None = None) -> dict[str, Tensor]:
         """Normalised ``video`` (N, 3, T, H, W) and ``audio`` (N, frames, bins) of N samples (and
         ``text`` tokens (N, Lt, D) with ``text_padding`` (N, Lt) True = pad) -> the tokens of each
         encoder after its final norm ({video: (N, Lv, D), audio: (N, La, D)}, and ``text``
-        (N, Lt, D) when the model has a text encoder)."""
+        (N, Lt, D) when the model has a text encoder).
+
+        ``video_patch_mask`` (N, Pv) True = masked, with ``mask_token`` (D,): masking at the encoder
+        input (MART's paper): a masked patch's embedding is replaced by the mask token (plus its
+        position embedding) before layer 0, as SimMIM does."""
         venc, aenc = self.video_encoder, self.audio_encoder
         xv = venc.embed(video)
+        if video_patch_mask is not None:
+            k = venc.num_special
+            if mask_token is None or tuple(video_patch_mask.shape) != (xv.shape[0], xv.shape[1] - k):
+                raise ValueError(f"mbt: video_patch_mask must be (N, {xv.shape[1] - k}) with a mask_token, got "
+                                 f"{tuple(video_patch_mask.shape)}")
+            filler = mask_token.reshape(1, 1, -1).to(xv.dtype) + venc.pos_embed[:, k:].to(xv.dtype)
+            xv = torch.cat([xv[:, :k], torch.where(video_patch_mask[..., None].bool(), filler, xv[:, k:])], 1)
         frozen, bn = self.audio_frozen_layers, None
         ctx = torch.no_grad() if frozen else contextlib.nullcontext()
         with ctx:
@@ -471,13 +484,22 @@ class MBT(nn.Module):
     def _combine(self, modality_logits: Tensor) -> Tensor:  # (..., M, K) -> (..., K)
         return modality_logits.sum(-2) if self.combine == "sum" else modality_logits.mean(-2)
 
+    def features_to_logits(self, features: Tensor) -> Tensor:
+        """The classifier ``fc`` of MART's Eq. 3: per-modality features (..., M, D) (the order of
+        ``modalities``, as ``extras["segment_features"]``) -> combined class logits (..., K). Linear."""
+        return self._combine(self._heads({m: features[..., i, :] for i, m in enumerate(self.modalities)}))
+
     # -- forward -------------------------------------------------------------------------------
     def forward(self, video: Tensor, audio: Tensor, text=None, text_ids: Tensor | None = None,
                 text_mask: Tensor | None = None, text_tokens: Tensor | None = None,
-                text_padding_mask: Tensor | None = None) -> ClassifierOutput:
+                text_padding_mask: Tensor | None = None, video_patch_mask: Tensor | None = None,
+                mask_token: Tensor | None = None) -> ClassifierOutput:
         """``text``: B lists of S strings (one per snippet window; a single string per sample is used for
         every window), tokenised by the model's text encoder; or ``text_ids`` / ``text_mask`` (B, S, L)
-        already tokenised (:meth:`tokenize_text`); or ``text_tokens`` / ``text_padding_mask`` (module docstring)."""
+        already tokenised (:meth:`tokenize_text`); or ``text_tokens`` / ``text_padding_mask`` (module docstring).
+        ``video_patch_mask`` (B, S, Pv) + ``mask_token`` (D,): segment mode only, see :meth:`encode`."""
+        if video_patch_mask is not None and not self.segment_mode:
+            raise ValueError("mbt: video_patch_mask needs segment_mode=True (one window of patches per sample)")
         v = self._video_input(video)
         b, s = v.shape[:2]
         a = self._audio_input(audio, s)
@@ -499,12 +521,16 @@ class MBT(nn.Module):
         extras: dict[str, Tensor] = {}
         if self.segment_mode:
             tokens = self.encode(v.reshape(b * s, *v.shape[2:]), a.reshape(b * s, self.window_frames, -1),
-                                 text, text_pad)
+                                 text, text_pad,
+                                 None if video_patch_mask is None else video_patch_mask.reshape(b * s, -1),
+                                 mask_token)
             feats = {"video": self._pool(tokens["video"], self.video_encoder),
                      "audio": self._pool(tokens["audio"], self.audio_encoder)}
             if "text" in tokens:
                 feats["text"] = self._masked_mean(tokens["text"], text_pad)
-            seg_modality = self._heads({m: f.reshape(b, s, -1) for m, f in feats.items()})  # (B, S, M, K)
+            seg_feats = {m: f.reshape(b, s, -1) for m, f in feats.items()}
+            seg_modality = self._heads(seg_feats)  # (B, S, M, K)
+            extras["segment_features"] = torch.stack([seg_feats[m] for m in self.modalities], 2)  # (B, S, M, D)
             modality_logits = seg_modality.mean(1)
             snippet_logits = self._combine(seg_modality)
             extras["segment_video_tokens"] = tokens["video"].reshape(b, s, *tokens["video"].shape[1:])
