@@ -36,8 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_vaanet import (Background, _summary, clock_reference, machine_info, maxrss_mb, run_phase,  # noqa: E402
-                          wait_quiet)
+from bench_vaanet import (Background, _summary, clock_reference, emit_report, machine_info,  # noqa: E402
+                          maxrss_mb, run_phase, wait_quiet)
 
 PHASES = ("cten_forward", "vaanet_forward", "cten_train", "original_forward")
 
@@ -329,11 +329,7 @@ def main(argv=None) -> int:
     if "plain_fp32" in c and "plain_fp32" in v:
         report["cten_vs_vaanet_plain_forward"] = round(c["plain_fp32"]["median_s"] / v["plain_fp32"]["median_s"], 2)
     report["loadavg_end"] = list(os.getloadavg())
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit_report(report, args.out)
     return 0
 
 

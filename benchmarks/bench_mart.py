@@ -15,7 +15,6 @@ the parameter counts and the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_vaanet import machine_info, maxrss_mb  # noqa: E402
+from bench_vaanet import emit_report, machine_info, maxrss_mb  # noqa: E402
 
 
 def _value(text: str):
@@ -102,11 +101,7 @@ def main(argv=None) -> int:
         "params": {"backbone": n(bb.parameters()), "plugin": n(model.plugin_parameters())},
         "peak_rss_mb": maxrss_mb(), "machine": machine_info(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit_report(result, args.out)
     return 0
 
 

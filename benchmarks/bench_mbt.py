@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bench_cten import phase_forward  # noqa: E402
-from bench_vaanet import machine_info, maxrss_mb, run_phase, wait_quiet  # noqa: E402
+from bench_vaanet import emit_report, machine_info, maxrss_mb, run_phase, wait_quiet  # noqa: E402
 
 PHASES = ("mbt_mart_forward", "mbt_forward")
 
@@ -86,11 +86,7 @@ def main(argv=None) -> int:
                 cmd.append("--quick")
             report["phases"][phase] = run_phase(phase, cmd, quiet)
     report["loadavg_end"] = list(os.getloadavg())
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit_report(report, args.out)
     return 0
 
 

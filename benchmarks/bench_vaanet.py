@@ -110,6 +110,15 @@ def reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+def emit_report(report: dict, out: str | None) -> None:
+    """Print ``report`` as indented JSON and, with ``out``, write it there too (folders created)."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
 def maxrss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -637,10 +646,7 @@ def main(argv=None) -> int:
                 cmd.append("--no-agreement")
             report["phases"][phase] = run_phase(phase, cmd, quiet)
     report["loadavg_end"] = list(os.getloadavg())
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit_report(report, args.out)
     return 0
 
 

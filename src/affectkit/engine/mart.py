@@ -16,16 +16,12 @@ from .tasks import ClassificationTask, StepOutput, model_inputs, register_task
 
 
 def _texts(batch: dict, n: int) -> list[list[str]]:
+    from ..models.blocks.text_encoder import normalize_text_batch
+
     texts = batch.get("text")
     if texts is None:
         raise ConfigError("task mart_pretrain needs the `text` modality (per-window subtitles or transcripts)")
-    out = []
-    for sample in list(texts)[:n]:
-        if sample is None:  # a sample without text: one empty window (no emotional word)
-            out.append([""])
-        else:
-            out.append([str(sample)] if isinstance(sample, str) else [str(t) for t in sample])
-    return out
+    return normalize_text_batch(list(texts)[:n])  # a sample without text: one empty window
 
 
 @register_task

@@ -260,15 +260,12 @@ class ClassificationTask(Task):
             found = window_words(texts, self._lexicon)
             for entry, words in zip(result["timeline"], found):
                 entry["emotional_words"] = words
-            if dtcam is not None and self.polarity:  # MART: each word checked against the video at its window
-                from ..models.mart import MART_PLUGIN_CONFIG, verify_hit_dicts
+            if dtcam is not None and self.polarity:  # a temporal emotion score: each word checked against it
+                from ..models.mart import verify_hit_dicts
 
-                args = self.cfg.model.args
-                level = int(args.get("verify_level", MART_PLUGIN_CONFIG["verify_level"]))
-                tau = float(args.get("verify_tau", MART_PLUGIN_CONFIG["verify_tau"]))
-                result["verify_level"] = level
-                for entry, video in zip(result["timeline"], verify_hit_dicts(dtcam, found, self.classes,
-                                                                             self.polarity, level, tau)):
+                result["verify_level"], checked = verify_hit_dicts(dtcam, found, self.classes, self.polarity,
+                                                                   dict(self.cfg.model.args))
+                for entry, video in zip(result["timeline"], checked):
                     entry.update(video)
 
     def pool_windows(self, sample, out):

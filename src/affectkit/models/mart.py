@@ -177,10 +177,13 @@ def temporal_emotion_score(z: Tensor, fc) -> tuple[Tensor, Tensor]:
 
 
 def verify_hit_dicts(dtcam: Tensor, windows: list[list[dict]], classes: Sequence[str],
-                     polarity: dict[str, str], level: int = 3, tau: float = 0.3) -> list[dict]:
+                     polarity: dict[str, str], model_args: dict | None = None) -> tuple[int, list[dict]]:
     """Predict's view of A.6 for one video: ``dtcam`` (S, C) and per window its emotional words (dicts of
     :func:`~affectkit.data.lexicon.window_words`) -> per window ``{"video_emotion", "video_degree"}``, and each
-    word dict gains ``E1``, ``E2``, ``E3`` and ``verified`` (at ``level``), in place."""
+    word dict gains ``E1``, ``E2``, ``E3`` and ``verified`` (at the model's ``verify_level``, ``verify_tau``:
+    ``model_args`` over :data:`MART_PLUGIN_CONFIG`), in place. Returns (the level, the per-window list)."""
+    args = {**MART_PLUGIN_CONFIG, **(model_args or {})}
+    level, tau = int(args["verify_level"]), float(args["verify_tau"])
     s = min(dtcam.shape[0], len(windows))
     words = WindowWords.from_hits([windows[:s]], classes)
     sign = torch.tensor([SENTIMENT_SIGN.get(polarity.get(c, ""), 0) for c in classes])
@@ -192,7 +195,7 @@ def verify_hit_dicts(dtcam: Tensor, windows: list[list[dict]], classes: Sequence
             word["verified"] = bool(ver["verified"][0, j, k])
         out.append({"video_emotion": classes[int(ver["video_emotion"][0, j])],
                     "video_degree": round(float(ver["video_degree"][0, j]), 6)})
-    return out
+    return level, out
 
 
 def verify_words(dtcam: Tensor, words: WindowWords, class_sign: Tensor, level: int, tau: float) -> dict[str, Tensor]:
