@@ -73,3 +73,21 @@ def test_hf_text_model_exports_with_its_tokenizer(tmp_path):
     _bert_folder(folder, vocab=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "other", "words"])
     with pytest.raises(ConfigError, match="m.onnx"):
         OnnxModel(out)
+
+
+def test_mart_over_a_video_audio_mbt_exports_without_text_in_the_graph(tmp_path):
+    """MART reads ``text`` for its words (predict) but its classifier is the video + audio MBT: the graph takes
+    video and audio only, and the engine gives PyTorch's probabilities."""
+    from affectkit.deploy.onnx_runtime import OnnxModel
+
+    model, out, report = _export(tmp_path, "mart/mart_synth_finetune.yaml", ["model.args.text_max_len=32"])
+    assert type(model).__name__ == "MART" and model.text_encoder is None
+    assert report["inputs"] == ["video", "audio"]
+    assert report["verification"]["max_abs_diff"]["probabilities"] < 1e-4
+    engine = OnnxModel(out)
+    assert engine.input_keys == ("video", "audio", "text")  # the predictor still loads the words it shows
+    x = {k: v for k, v in model.example_inputs(2).items() if k != "text"}
+    with torch.inference_mode():
+        ref = torch.softmax(model(**x).logits, -1)
+    got = torch.softmax(engine(**x, text=TEXTS).logits, -1)
+    assert (ref - got).abs().max() < 1e-4

@@ -58,10 +58,15 @@ class _ExportGraph(nn.Module):
 
 def graph_keys(model: nn.Module, keys: tuple[str, ...]) -> tuple[str, ...]:
     """The graph's inputs for a model's sample ``keys``: strings cannot enter a graph, so a text model's
-    ``text`` becomes ``text_ids`` and ``text_mask`` (B, S, L) with L its text encoder's ``max_length``."""
+    ``text`` becomes ``text_ids`` and ``text_mask`` (B, S, L) with L its text encoder's ``max_length``; a model
+    that reads ``text`` without a text encoder (MART over a video + audio MBT: the words it shows in predict)
+    leaves it out of the graph."""
     out: list[str] = []
     for k in keys:
-        out.extend(("text_ids", "text_mask") if k == "text" and getattr(model, "text_encoder", None) is not None else (k,))
+        if k == "text":
+            out.extend(("text_ids", "text_mask") if getattr(model, "text_encoder", None) is not None else ())
+        else:
+            out.append(k)
     return tuple(out)
 
 

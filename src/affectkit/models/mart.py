@@ -451,6 +451,14 @@ class MART(nn.Module):
     def classification_loss(self, out: ClassifierOutput, target: Tensor, loss_fn) -> Tensor:
         return self.backbone.classification_loss(out, target, loss_fn)
 
+    @property
+    def text_encoder(self):
+        """The backbone's text encoder (None for a video + audio MBT): what ONNX export tokenises for."""
+        return self.backbone.text_encoder
+
+    def tokenize_text(self, text):
+        return self.backbone.tokenize_text(text)
+
     def _backbone_kwargs(self, text, text_ids, text_mask) -> dict:
         if self.backbone.text_encoder is None:
             return {}
