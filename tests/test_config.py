@@ -5,7 +5,7 @@ from affectkit.errors import ConfigError
 
 
 # config folder -> the model-name prefixes it may hold
-CONFIG_FAMILIES = {"vaanet": ("vaanet",), "audio": ("audio_", "speech_"), "cten": ("cten",), "tsl": ("tsl",),
+CONFIG_FAMILIES = {"vaanet": ("vaanet",), "audio": ("audio_", "speech_"), "cten": ("cten",), "tsl": ("tsl",), "mart": ("mart",),
                    "gait": ("bpm_gcn", "agcn"), "mbt": ("mbt",)}
 
 
