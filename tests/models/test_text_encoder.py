@@ -143,3 +143,47 @@ def test_hf_encoder_errors_name_the_folder(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'affectkit\[text\]'"):
         HFTextEncoder(folder, 16)
+
+
+def _word_task(rng, n):
+    """Sentences of 5 neutral words with one class word at a random place; the class is the label."""
+    neutral = ["the", "box", "is", "on", "table", "train", "window", "chair", "four", "two", "platform", "opened"]
+    cues = [["rage", "furious"], ["cheerful", "delight"], ["gloomy", "tears"], ["sudden", "astonished"]]
+    texts, labels = [], []
+    for _ in range(n):
+        y = int(rng.integers(4))
+        words = [neutral[int(i)] for i in rng.integers(len(neutral), size=5)]
+        words.insert(int(rng.integers(6)), cues[y][int(rng.integers(2))])
+        texts.append([" ".join(words)])
+        labels.append(y)
+    return texts, torch.tensor(labels)
+
+
+def test_words_are_not_drowned_by_the_positions_and_a_word_cue_is_learned():
+    """Word embeddings start N(0, 1), as large as the sinusoid positions (at std 0.02 the positions drowned the
+    words and MBT's text stream stayed at chance on the synthetic set); a one-word cue is learned in 80 steps
+    (0.99 held-out accuracy; 0.23 with the old std 0.02)."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    enc = WordTextEncoder(32, heads=2, layers=1, max_length=8)
+    words = enc.embed.weight[1:].detach()
+    assert 0.9 < float(words.std()) < 1.1 and float(enc.embed.weight[0].abs().max()) == 0.0
+    assert float(words.pow(2).mean().sqrt()) > float(enc.pos_embed.pow(2).mean().sqrt())
+    head = torch.nn.Linear(32, 4)
+    opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=1e-3)
+    rng = np.random.default_rng(0)
+
+    def logits(texts):
+        tokens, mask = enc.encode_text(texts)
+        valid = (~mask[:, 0])[..., None].float()
+        return head((tokens[:, 0] * valid).sum(1) / valid.sum(1))
+
+    for _ in range(80):
+        texts, y = _word_task(rng, 16)
+        loss = torch.nn.functional.cross_entropy(logits(texts), y)
+        opt.zero_grad(), loss.backward(), opt.step()
+    texts, y = _word_task(np.random.default_rng(1), 200)
+    with torch.no_grad():
+        acc = float((logits(texts).argmax(-1) == y).float().mean())
+    assert acc > 0.9, acc
