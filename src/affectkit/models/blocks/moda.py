@@ -99,11 +99,16 @@ class ModaAlignment(nn.Module):
             valid = valid * (~key_padding_mask.bool()).to(k.dtype)
         khat = F.normalize(k + 1e-6, dim=-1, eps=self.eps)  # (B, h, N, d)
         delta = torch.zeros_like(k)
+        grams: dict[str, Tensor] = {}  # one Gram matrix per source modality (shared by its pairs)
         for p, (src, tgt) in enumerate(self.pairs):
-            s_idx, t_idx = self.modalities.index(src), self.modalities.index(tgt)
-            w = valid * (ids == s_idx).to(k.dtype)[None]  # (B, N): valid src tokens
-            gram = torch.einsum("bhnd,bhne,bn->bhde", khat, v, w)  # (B, h, d, d)
-            gram = F.normalize(gram, dim=-1, eps=self.eps)
+            t_idx = self.modalities.index(tgt)
+            gram = grams.get(src)
+            if gram is None:
+                w = valid * (ids == self.modalities.index(src)).to(k.dtype)[None]  # (B, N): valid src tokens
+                # sum_n w_n khat_n^T v_n as one batched matmul (a three-operand einsum formed the (B, h, N, d, d)
+                # products and made MODA fusion about 5x slower than bottleneck fusion)
+                gram = (khat * w[:, None, :, None]).transpose(-1, -2) @ v  # (B, h, d, d)
+                gram = grams[src] = F.normalize(gram, dim=-1, eps=self.eps)
             aligned = khat @ gram  # (B, h, N, d)
             on_tgt = (ids == t_idx).to(k.dtype)[None, None, :, None]
             delta = delta + on_tgt * self.ratio[p] * aligned
