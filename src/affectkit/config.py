@@ -43,6 +43,15 @@ class AudioSection:
     encoder_model: str | None = None  # whisper: a local CTranslate2 Whisper folder (default: the bundled tiny.en)
     encoder_dim: int = 384  # whisper: the encoder's state width (tiny 384, base 512, small 768)
     encoder_pad: bool = False  # whisper: encode in zero-padded 30 s windows as Whisper was trained (slower)
+    # mfcc / log_mel of a video: how num_frames are read from the track. start: the first num_frames frames
+    # (VAANet's rule); segments: input.seq_len equal windows of num_frames / seq_len frames, one inside each
+    # of the video's seq_len equal segments (the segments the snippets stand for), at a random offset in
+    # training and centred in evaluation (MART's rule: window j's audio plays while snippet j's frames do)
+    align: str = "start"
+
+    def __post_init__(self) -> None:
+        if self.align not in ("start", "segments"):
+            raise ConfigError(f"input.audio.align: expected start or segments, got {self.align!r}")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from affectkit.data.audio import (
     log_mel,
     mfcc,
     resample_audio,
+    segment_audio_features,
 )
 from affectkit.data.media_writer import write_video, write_wav
 from affectkit.errors import MediaError
@@ -286,6 +287,58 @@ def test_audio_features_reads_only_what_it_needs(tmp_path, monkeypatch):
     # the first frames equal those of the whole file (the loudness is uniform)
     full = log_mel(real(path, 16000), 16000, n_mels=40, n_fft=512, hop_length=160)
     assert np.abs(full[:50] - feats).max() < 1e-3
+
+
+def _tone_per_second(freqs, sr=16000):
+    t = np.arange(sr) / sr
+    return np.concatenate([0.5 * np.sin(2 * np.pi * f * t) for f in freqs]).astype(np.float32)
+
+
+def test_segment_audio_windows_lie_in_their_segments():
+    """4 s, second j a pure tone f_j; 4 windows of 10 frames (10 ms hop): window j is read inside segment j
+    (its loudest mel bin is f_j's), centred in evaluation (frames 45..54 of segment 0), and at random
+    offsets that stay inside the segment in training."""
+    freqs = [300.0, 1200.0, 2500.0, 5000.0]
+    spec = AudioFeatureSpec(kind="log_mel", sample_rate=16000, n_mels=40, n_fft=400, hop_length=160, num_frames=40)
+    wave = _tone_per_second(freqs)
+    segs = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
+    full = log_mel(wave, 16000, n_mels=40, n_fft=400, hop_length=160)
+    bins = [int(full[50 + 100 * j].argmax()) for j in range(4)]
+    assert len(set(bins)) == 4
+    ev = segment_audio_features(wave, spec, segs)
+    assert ev.shape == (40, 40) and ev.dtype == np.float32
+    assert [int(ev[10 * j:10 * j + 10].mean(0).argmax()) for j in range(4)] == bins
+    assert np.allclose(ev[:10], full[45:55])  # centred: (100 - 10) // 2 = 45
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        tr = segment_audio_features(wave, spec, segs, train=True, rng=rng)
+        for j in range(4):
+            win = tr[10 * j:10 * j + 10]
+            starts = [o for o in range(100 * j, 100 * j + 91) if np.allclose(full[o:o + 10], win)]
+            assert starts, f"window {j} is not a 10-frame run of segment {j}"
+    # the windows follow the segments, not the start of the track: two later segments, in order
+    late = segment_audio_features(wave, AudioFeatureSpec(kind="log_mel", sample_rate=16000, n_mels=40, n_fft=400,
+                                                         hop_length=160, num_frames=20), [(2.0, 3.0), (3.0, 4.0)])
+    assert [int(late[:10].mean(0).argmax()), int(late[10:].mean(0).argmax())] == bins[2:]
+
+
+def test_segment_audio_short_segments_and_short_tracks():
+    spec = AudioFeatureSpec(kind="log_mel", sample_rate=16000, n_mels=40, n_fft=400, hop_length=160, num_frames=40)
+    wave = _tone_per_second([300.0, 1200.0])
+    full = log_mel(wave, 16000, n_mels=40, n_fft=400, hop_length=160)  # 201 frames
+    # a segment shorter than a window: the window is centred on it (frames 100 + (4 - 20) // 2 = 92 .. 111)
+    short = segment_audio_features(wave, AudioFeatureSpec(kind="log_mel", sample_rate=16000, n_mels=40, n_fft=400,
+                                                          hop_length=160, num_frames=20), [(1.0, 1.04)])
+    assert np.allclose(short, full[92:112])
+    # a segment at the end of the track: clamped to the last full window
+    end = segment_audio_features(wave, AudioFeatureSpec(kind="log_mel", sample_rate=16000, n_mels=40, n_fft=400,
+                                                        hop_length=160, num_frames=20), [(1.99, 2.0)])
+    assert np.allclose(end, full[-20:])
+    # a track shorter than one window: tiled from its start (VAANet's / MART's rule)
+    tiny = np.zeros(800, np.float32)
+    assert segment_audio_features(tiny, spec, [(0.0, 0.05)] * 4).shape == (40, 40)
+    with pytest.raises(ValueError, match="3 segments cannot share 40 frames"):
+        segment_audio_features(wave, spec, [(0.0, 0.5), (0.5, 1.0), (1.0, 2.0)])
 
 
 def test_audio_features_rejects_unknown_kind():

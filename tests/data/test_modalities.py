@@ -262,6 +262,30 @@ def test_composed_loader_from_input_keys(tmp_path):
     assert both["features"].shape == (6, 4) and both["text"] == ["hi"] and both["path"] == str(tmp_path / "v.npy")
 
 
+def test_audio_windows_follow_the_video_segments(tmp_path):
+    """input.audio.align: segments: window j of the audio is read inside the video's segment j (3 s, seq_len 3:
+    one 1-s segment per snippet); start (the default) reads the first frames of the track."""
+    video = make_index_video(tmp_path / "v.mp4", 36, fps=12.0, audio_seconds=3.0)
+    a = AudioSection(kind="log_mel", sample_rate=SR, n_mels=32, n_fft=400, hop_length=160, num_frames=30)
+    s = make_loader(_cfg(audio=a), ("video", "audio"), train=False).load(video)
+    aligned = AudioSection(kind="log_mel", sample_rate=SR, n_mels=32, n_fft=400, hop_length=160, num_frames=30,
+                           align="segments")
+    t = make_loader(_cfg(audio=aligned), ("video", "audio"), train=False).load(video)
+    from affectkit.data.audio import AudioFeatureSpec, segment_audio_features
+
+    spec = AudioFeatureSpec(kind="log_mel", sample_rate=SR, n_mels=32, n_fft=400, hop_length=160, num_frames=30)
+    assert s["audio"].shape == t["audio"].shape == (30, 32)
+    want = segment_audio_features(video, spec, t["segment_times"].tolist())
+    assert np.allclose(t["audio"].numpy(), want)
+    assert t["segment_times"].tolist() == [[0.0, 1.0], [1.0, 2.0], [2.0, 3.0]]
+    assert not np.allclose(s["audio"].numpy(), t["audio"].numpy())  # the first 0.3 s vs one window per second
+    with pytest.raises(ConfigError, match="input.audio.align: expected start or segments"):
+        AudioSection(align="middle")
+    with pytest.raises(ConfigError, match=r"num_frames \(32\) a multiple of input.seq_len \(3\)"):
+        make_loader(_cfg(audio=AudioSection(kind="log_mel", num_frames=32, align="segments")), ("video", "audio"),
+                    train=False)
+
+
 def test_unknown_input_key_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"'pose'.*known modality keys are: video, audio, features, skeleton, text"):
         make_loader(_cfg(), ("video", "pose"), train=False)

@@ -31,6 +31,7 @@ __all__ = [
     "fit_length",
     "AudioFeatureSpec",
     "audio_features",
+    "segment_audio_features",
 ]
 
 # Give up on a stream after this many packets in a row fail to decode.
@@ -447,10 +448,54 @@ def audio_features(
         if sr != spec.sample_rate:
             wave = resample_audio(wave, sr, spec.sample_rate)
     wave = wave[: spec.max_samples]
+    return fit_length(_wave_features(wave, spec), spec.num_frames)
+
+
+def _wave_features(wave: np.ndarray, spec: AudioFeatureSpec) -> np.ndarray:
     if spec.kind == "mfcc":
-        feats = mfcc(wave, spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
-                     hop_length=spec.hop_length, n_mels=spec.n_mels)
+        return mfcc(wave, spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
+                    hop_length=spec.hop_length, n_mels=spec.n_mels)
+    return log_mel(wave, spec.sample_rate, n_mels=spec.n_mels, n_fft=spec.n_fft, hop_length=spec.hop_length)
+
+
+def segment_audio_features(
+    path_or_wave: str | os.PathLike | np.ndarray,
+    spec: AudioFeatureSpec,
+    segments,
+    *,
+    train: bool = False,
+    rng: np.random.Generator | None = None,
+    sample_rate: int | None = None,
+) -> np.ndarray:
+    """Features ``(spec.num_frames, F)`` read as S = ``len(segments)`` windows of ``num_frames / S``
+    frames, window j inside segment j = (start_s, end_s) of the track (MART's rule for its 1-s audio
+    chunks): at a random offset within the segment in training (``rng``), centred in evaluation; a
+    segment shorter than a window gets the window centred on it (clamped to the track). A track
+    shorter than one window is tiled (:func:`fit_length`). Features are computed once over the track up
+    to the last segment's end (top_db clipping is relative to the loudest frame of that part).
+    """
+    segments = [(float(a), float(b)) for a, b in segments]
+    if not segments or spec.num_frames % len(segments):
+        raise ValueError(f"{len(segments)} segments cannot share {spec.num_frames} frames equally")
+    per = spec.num_frames // len(segments)
+    end = max(b for _, b in segments)
+    frames_per_s = spec.sample_rate / spec.hop_length
+    if isinstance(path_or_wave, (str, os.PathLike)):
+        wave = load_audio(path_or_wave, spec.sample_rate, max_seconds=end + (per + 2) / frames_per_s + 0.5)
     else:
-        feats = log_mel(wave, spec.sample_rate, n_mels=spec.n_mels, n_fft=spec.n_fft,
-                        hop_length=spec.hop_length)
-    return fit_length(feats, spec.num_frames)
+        wave = np.asarray(path_or_wave, dtype=np.float32)
+        wave = wave.mean(axis=0) if wave.ndim == 2 else wave
+        sr = spec.sample_rate if sample_rate is None else int(sample_rate)
+        if sr != spec.sample_rate:
+            wave = resample_audio(wave, sr, spec.sample_rate)
+    feats = _wave_features(wave, spec)
+    n = feats.shape[0]
+    rng = rng if rng is not None else np.random.default_rng(0)
+    out = []
+    for a, b in segments:
+        lo, hi = int(round(a * frames_per_s)), int(round(b * frames_per_s))
+        room = hi - lo - per
+        off = lo + (int(rng.integers(0, room + 1)) if train else room // 2) if room >= 0 else lo + room // 2
+        off = min(max(off, 0), max(n - per, 0))
+        out.append(fit_length(feats[off:off + per], per))
+    return np.ascontiguousarray(np.concatenate(out, 0), dtype=np.float32)

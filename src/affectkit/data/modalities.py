@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import MediaError
-from .audio import audio_features
+from ..errors import ConfigError, MediaError
+from .audio import audio_features, segment_audio_features
 from .audio_clips import AudioClipLoader
 from .clips import SampleLoader, SampleSource, audio_spec, feature_bins
 from .sampling import row_indices, snippet_indices, snippet_spans
@@ -145,6 +145,10 @@ class TrackAudioModality:
         self.cfg = input_cfg
         self.spec = audio_spec(input_cfg)
         self.train = train
+        a = input_cfg.audio
+        if a.align == "segments" and (a.kind not in ("mfcc", "log_mel") or a.num_frames % input_cfg.seq_len):
+            raise ConfigError(f"input.audio.align: segments needs kind mfcc or log_mel and num_frames ({a.num_frames}) "
+                              f"a multiple of input.seq_len ({input_cfg.seq_len}), got kind {a.kind!r}")
 
     @staticmethod
     def _info(src: SampleSource, ctx: dict):
@@ -168,6 +172,9 @@ class TrackAudioModality:
             a = self.cfg.audio
             feats = cten_audio_features(src.audio_path or path, a.sample_rate, num_frames=a.num_frames, windows=a.windows,
                                         num_mel_bins=a.n_mels, train=self.train, rng=rng)
+        elif self.cfg.audio.align == "segments" and "segment_times" in sample:
+            feats = segment_audio_features(src.audio_path or path, self.spec, sample["segment_times"].tolist(),
+                                           train=self.train, rng=rng)
         else:
             feats = np.ascontiguousarray(audio_features(src.audio_path or path, self.spec), dtype=np.float32)
         sample["audio"] = torch.from_numpy(feats)
