@@ -189,8 +189,11 @@ def _describe(a: int, b: int, c: int, d: int) -> tuple[int, bool]:
 def _frame_display_matrix(frame: av.VideoFrame) -> tuple[float, float, float, float] | None:
     """(a, b, c, d) of the frame's DISPLAYMATRIX side data (16.16 fixed point), if it has one."""
     try:
-        for sd in frame.side_data:
-            if getattr(sd.type, "name", "") == "DISPLAYMATRIX":
+        container = frame.side_data
+        # PyAV 18 made the container a mapping (iteration yields the types); older ones iterate the entries
+        entries = container.values() if hasattr(container, "values") else container
+        for sd in entries:
+            if getattr(getattr(sd, "type", None), "name", "") == "DISPLAYMATRIX":
                 raw = bytes(sd)
                 if len(raw) < 36:
                     return None
