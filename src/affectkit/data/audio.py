@@ -435,20 +435,27 @@ def audio_features(
     result. Note: top_db clipping is relative to the loudest frame of the part analysed.
     """
     spec = spec or AudioFeatureSpec()
-    if spec.kind not in ("mfcc", "log_mel"):
-        raise ValueError(f"unknown audio feature kind {spec.kind!r} (expected 'mfcc' or 'log_mel')")
-    if isinstance(path_or_wave, (str, os.PathLike)):
-        seconds = spec.max_samples / spec.sample_rate + 0.5
-        wave = load_audio(path_or_wave, spec.sample_rate, max_seconds=seconds)
-    else:
-        wave = np.asarray(path_or_wave, dtype=np.float32)
-        if wave.ndim == 2:
-            wave = wave.mean(axis=0)
-        sr = spec.sample_rate if sample_rate is None else int(sample_rate)
-        if sr != spec.sample_rate:
-            wave = resample_audio(wave, sr, spec.sample_rate)
+    _check_kind(spec)
+    wave = _mono_wave(path_or_wave, spec, sample_rate, max_seconds=spec.max_samples / spec.sample_rate + 0.5)
     wave = wave[: spec.max_samples]
     return fit_length(_wave_features(wave, spec), spec.num_frames)
+
+
+def _mono_wave(path_or_wave, spec: AudioFeatureSpec, sample_rate: int | None, *, max_seconds: float) -> np.ndarray:
+    """A mono waveform at ``spec.sample_rate``: a path decoded up to ``max_seconds``, or a waveform (N,) or
+    (C, N) (channels averaged) at ``sample_rate`` (default ``spec.sample_rate``), resampled if needed."""
+    if isinstance(path_or_wave, (str, os.PathLike)):
+        return load_audio(path_or_wave, spec.sample_rate, max_seconds=max_seconds)
+    wave = np.asarray(path_or_wave, dtype=np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=0)
+    sr = spec.sample_rate if sample_rate is None else int(sample_rate)
+    return resample_audio(wave, sr, spec.sample_rate) if sr != spec.sample_rate else wave
+
+
+def _check_kind(spec: AudioFeatureSpec) -> None:
+    if spec.kind not in ("mfcc", "log_mel"):
+        raise ValueError(f"unknown audio feature kind {spec.kind!r} (expected 'mfcc' or 'log_mel')")
 
 
 def _wave_features(wave: np.ndarray, spec: AudioFeatureSpec) -> np.ndarray:
@@ -474,20 +481,14 @@ def segment_audio_features(
     shorter than one window is tiled (:func:`fit_length`). Features are computed once over the track up
     to the last segment's end (top_db clipping is relative to the loudest frame of that part).
     """
+    _check_kind(spec)
     segments = [(float(a), float(b)) for a, b in segments]
     if not segments or spec.num_frames % len(segments):
         raise ValueError(f"{len(segments)} segments cannot share {spec.num_frames} frames equally")
     per = spec.num_frames // len(segments)
     end = max(b for _, b in segments)
     frames_per_s = spec.sample_rate / spec.hop_length
-    if isinstance(path_or_wave, (str, os.PathLike)):
-        wave = load_audio(path_or_wave, spec.sample_rate, max_seconds=end + (per + 2) / frames_per_s + 0.5)
-    else:
-        wave = np.asarray(path_or_wave, dtype=np.float32)
-        wave = wave.mean(axis=0) if wave.ndim == 2 else wave
-        sr = spec.sample_rate if sample_rate is None else int(sample_rate)
-        if sr != spec.sample_rate:
-            wave = resample_audio(wave, sr, spec.sample_rate)
+    wave = _mono_wave(path_or_wave, spec, sample_rate, max_seconds=end + (per + 2) / frames_per_s + 0.5)
     feats = _wave_features(wave, spec)
     n = feats.shape[0]
     rng = rng if rng is not None else np.random.default_rng(0)
