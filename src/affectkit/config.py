@@ -230,6 +230,7 @@ class TrainSection:
     optimizer: str = "adam"  # adam | adamw | sgd
     weight_decay: float = 0.0
     momentum: float = 0.9
+    nesterov: bool = False  # sgd: Nesterov momentum (2s-AGCN's and BPM-GCN's optimiser)
     scheduler: str = "constant"  # constant | cosine | step
     step_size: int = 10
     gamma: float = 0.1
@@ -243,6 +244,7 @@ class TrainSection:
     pcce_lambda: float = 0.5
     select_metric: str | None = None  # chosen on the validation split, never on test; default: the task's
     select_mode: str | None = None  # max | min; default: the task's for its metric
+    select_tie_break: str = "first"  # an epoch tying the best on select_metric: first (keep the earlier), last, nll (lower val NLL)
     max_steps_per_epoch: int | None = None
     cache_trunk_features: bool = False  # a model offering a feature cache (frozen trunk), no augmentation
     augment: AugmentSection = field(default_factory=AugmentSection)
@@ -261,6 +263,11 @@ class TrainSection:
             raise ConfigError(f"train.grad_accum: expected an integer >= 1, got {self.grad_accum!r}")
         if self.select_mode not in (None, "max", "min"):
             raise ConfigError(f"train.select_mode: expected max or min, got {self.select_mode!r}")
+        if self.nesterov and (self.optimizer != "sgd" or not self.momentum > 0):
+            raise ConfigError(f"train.nesterov needs optimizer sgd with momentum > 0 (optimizer {self.optimizer!r}, "
+                              f"momentum {self.momentum!r})")
+        if self.select_tie_break not in ("first", "last", "nll"):
+            raise ConfigError(f"train.select_tie_break: expected first, last or nll, got {self.select_tie_break!r}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"train.clip_grad_norm: expected a positive number or null, got {self.clip_grad_norm!r}")
         for prefix, mult in self.lr_mult.items():

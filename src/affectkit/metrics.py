@@ -57,6 +57,20 @@ def predictions_from_probs(probs) -> list[int]:
     return [int(i) for i in np.argmax(arr, axis=1)]
 
 
+def negative_log_likelihood(y_true, probs, eps: float = 1e-12) -> float:
+    """Mean ``-log p(true class)`` over the rows of ``probs`` ``(N, K)`` (probabilities clamped to ``eps``
+    so that a confident miss costs ``-log eps``, not infinity); 0.0 for no rows."""
+    arr = np.asarray(probs, dtype=float)
+    if arr.size == 0:
+        return 0.0
+    y = np.asarray(y_true, dtype=np.int64)
+    if arr.ndim != 2 or y.shape != (arr.shape[0],):
+        raise ValueError(f"probs of shape {arr.shape} and {y.shape[0] if y.ndim else 0} labels: expected (N, K) and N")
+    if y.min() < 0 or y.max() >= arr.shape[1]:
+        raise LabelError(f"labels must be class indices in 0..{arr.shape[1] - 1}, got {y.min()}..{y.max()}")
+    return float(-np.log(np.clip(arr[np.arange(len(y)), y], eps, None)).mean())
+
+
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     num = num.astype(float)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)

@@ -27,7 +27,7 @@ import torch
 from ..config import Config
 from ..errors import ConfigError
 from ..losses import build_loss
-from ..metrics import classification_metrics, plot_confusion_matrix, predictions_from_probs
+from ..metrics import classification_metrics, negative_log_likelihood, plot_confusion_matrix, predictions_from_probs
 from ..registry import derive_model_args, get_model_entry, model_input_keys
 
 
@@ -68,6 +68,7 @@ class Task:
     name = ""
     select_metric = ""  # the default metric that picks the best checkpoint on validation
     select_mode = "max"  # max | min
+    select_tie_break = "first"  # first | last | nll: which of two epochs tying on the select metric is kept
     # the loader that predict, the batch runner and the service use on one input file, when the task reads
     # files its own way: a callable (input_cfg, *, device=..., allow_silent_audio=...) -> loader, as
     # localize (features computed from a video) and gait (skeleton files, pose from video) define it;
@@ -84,6 +85,7 @@ class Task:
             self.select_metric = cfg.train.select_metric
         if cfg.train.select_mode:
             self.select_mode = cfg.train.select_mode
+        self.select_tie_break = cfg.train.select_tie_break
 
     # -- model --------------------------------------------------------------------------------
     def model_args(self) -> dict[str, Any]:
@@ -138,6 +140,26 @@ class Task:
             return True
         return score > best if self.select_mode == "max" else score < best
 
+    def tie_better(self, metrics: dict, best: float | None, best_tie: float | None) -> tuple[bool, float | None]:
+        """Whether validation ``metrics`` beat the best epoch's (``best``: its select metric; ``best_tie``: its
+        tie-break value), and this epoch's tie-break value. ``train.select_tie_break`` decides a tie on the select
+        metric: ``first`` (default) keeps the earlier epoch, ``last`` takes the later one, ``nll`` the one with the
+        lower validation negative log-likelihood (a metric of the classification tasks)."""
+        score = float(metrics[self.select_metric])
+        rule = self.select_tie_break
+        tie = metrics.get("nll") if rule == "nll" else None
+        if rule == "nll" and not isinstance(tie, (int, float)):
+            raise ConfigError(f"train.select_tie_break nll: task {self.name!r} reports no nll metric; use first or last")
+        if self.better(score, best):
+            return True, tie
+        if best is None or score != best:
+            return False, tie
+        if rule == "last":
+            return True, tie
+        if rule == "nll":
+            return best_tie is None or tie < best_tie, tie
+        return False, tie
+
 
 class ClassificationTask(Task):
     """Single-label clip classification (VAANet, the audio models; CTEN next)."""
@@ -183,8 +205,11 @@ class ClassificationTask(Task):
 
     def compute_metrics(self, rows):
         y_true = [r["label"] for r in rows]
-        y_pred = predictions_from_probs([r["probs"] for r in rows])  # unrounded probabilities
-        return classification_metrics(y_true, y_pred, self.classes, self.polarity)
+        probs = [r["probs"] for r in rows]
+        y_pred = predictions_from_probs(probs)  # unrounded probabilities
+        metrics = classification_metrics(y_true, y_pred, self.classes, self.polarity)
+        metrics["nll"] = negative_log_likelihood(y_true, probs)
+        return metrics
 
     def prediction_row(self, row):
         probs = row["probs"]

@@ -134,7 +134,8 @@ def build_optimizer(cfg: Config, model_or_params):
     if t.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay, **extra)
     if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **extra)
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov,
+                               **extra)
     raise ConfigError(f"train.optimizer {t.optimizer!r} unknown; expected adam, adamw or sgd")
 
 
@@ -236,6 +237,7 @@ class Trainer:
 
         self.start_epoch, self.global_step = 0, 0
         self.best_metric, self.best_epoch, self.history = None, None, []
+        self.best_tie = None  # the best epoch's tie-break value (train.select_tie_break nll: its val NLL)
         state = self._load_resume_state() if self.resume else None
         if state is None and cfg.train.init_from:
             self._init_from(cfg.train.init_from)
@@ -249,6 +251,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             self.start_epoch, self.global_step = state["epoch"], state["global_step"]
             self.best_metric, self.best_epoch, self.history = state["best_metric"], state["best_epoch"], state["history"]
+            self.best_tie = state.get("best_tie")  # absent in states written before select_tie_break
             if dist.is_main:
                 log.info("resuming %s after epoch %d", self.run_dir, self.start_epoch)
                 with open(self.run_dir / "metrics.jsonl", "w", encoding="utf-8") as fh:
@@ -431,11 +434,10 @@ class Trainer:
         if not isinstance(vm.get(name), (int, float)):
             raise ConfigError(f"train.select_metric {name!r} is not a metric of task {self.task.name!r}; choose from "
                               f"{', '.join(k for k, v in vm.items() if isinstance(v, float))}")
-        score = float(vm[name])
-        if self.task.better(score, self.best_metric):
-            self.best_metric, self.best_epoch = score, record["epoch"]
-            return True
-        return False
+        improved, tie = self.task.tie_better(vm, self.best_metric, self.best_tie)
+        if improved:
+            self.best_metric, self.best_epoch, self.best_tie = float(vm[name]), record["epoch"], tie
+        return improved
 
     def _save_epoch(self, epoch: int, record: dict, improved: bool) -> None:
         if not self.dist.is_main:
@@ -443,10 +445,11 @@ class Trainer:
         meta = {**self.meta_base, "epoch": epoch + 1, "global_step": self.global_step, "metrics": record,
                 "selected_on": "val" if self.val_set is not None else "last epoch (no validation split)",
                 "select_metric": self.task.select_metric, "select_mode": self.task.select_mode,
-                "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+                "select_tie_break": self.task.select_tie_break, "best_metric": self.best_metric,
+                "best_epoch": self.best_epoch}
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "epoch": epoch + 1,
                  "global_step": self.global_step, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-                 "history": self.history, "rng": capture_rng_state()}
+                 "best_tie": self.best_tie, "history": self.history, "rng": capture_rng_state()}
         if improved:
             save_checkpoint(self.run_dir / "best", self.model, self.ckpt_config, {**meta, "split": "val"})
         save_checkpoint(self.run_dir / "last", self.model, self.ckpt_config, meta, trainer_state=state)
