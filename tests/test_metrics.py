@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from affectkit.errors import AffectkitError
-from affectkit.metrics import (LabelError, classification_metrics, confusion_matrix, plot_confusion_matrix,
-                               predictions_from_probs)
+from affectkit.metrics import (LabelError, classification_metrics, confusion_matrix, negative_log_likelihood,
+                               plot_confusion_matrix, predictions_from_probs)
 
 sk = pytest.importorskip("sklearn.metrics")
 
@@ -142,3 +142,14 @@ def test_confusion_png(tmp_path):
     out = tmp_path / "cm.png"
     plot_confusion_matrix([[3, 1], [0, 2]], ["x", "y"], str(out))
     assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_negative_log_likelihood_matches_sklearn_log_loss_and_survives_a_zero_probability():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(4), size=50)
+    y = rng.integers(0, 4, 50)
+    assert negative_log_likelihood(y, probs) == pytest.approx(sk.log_loss(y, probs, labels=[0, 1, 2, 3]))
+    assert negative_log_likelihood([1], [[1.0, 0.0]]) == pytest.approx(-np.log(1e-12))  # finite, not inf
+    assert negative_log_likelihood([], []) == 0.0
+    with pytest.raises(LabelError, match="0..1"):
+        negative_log_likelihood([2], [[0.5, 0.5]])

@@ -90,7 +90,9 @@ def test_lr_mult_naming_no_parameter_is_an_error():
 
 
 @pytest.mark.parametrize("override,match", [("train.grad_accum=0", "grad_accum"), ("train.clip_grad_norm=-1", "clip_grad_norm"),
-                                            ("train.select_mode=up", "select_mode"), ("train.lr_mult={trunk: -1}", "lr_mult")])
+                                            ("train.select_mode=up", "select_mode"), ("train.lr_mult={trunk: -1}", "lr_mult"),
+                                            ("train.select_tie_break=loss", "select_tie_break"),
+                                            ("train.nesterov=true", "nesterov needs optimizer sgd")])
 def test_bad_train_options_are_config_errors(override, match):
     with pytest.raises(ConfigError, match=match):
         _cfg(override)
@@ -110,6 +112,39 @@ def test_task_that_does_not_fit_the_model_is_a_clear_error():
         TASKS.pop("_test_localize")
     with pytest.raises(ConfigError, match="task 'nope' unknown"):
         build_task(_cfg("task=nope"), ["a", "b"])
+
+
+def test_nesterov_reaches_the_sgd_optimiser():
+    net = nn.Linear(3, 2)
+    assert build_optimizer(_cfg("train.optimizer=sgd", "train.nesterov=true"), net).param_groups[0]["nesterov"] is True
+    assert build_optimizer(_cfg("train.optimizer=sgd"), net).param_groups[0]["nesterov"] is False
+
+
+@pytest.mark.parametrize("rule,expected", [("first", [0]), ("last", [0, 2, 3]), ("nll", [0, 2])])
+def test_a_tie_on_the_select_metric_is_broken_by_the_configured_rule(rule, expected):
+    t = build_task(_cfg("train.loss=ce", f"train.select_tie_break={rule}"), ["a", "b"])
+    # epochs: accuracy 0.9 three times (val NLL 0.5, 0.3, 0.4), then a worse accuracy with the lowest NLL
+    epochs = [{"accuracy": 0.9, "nll": 0.5}, {"accuracy": 0.8, "nll": 0.1}, {"accuracy": 0.9, "nll": 0.3},
+              {"accuracy": 0.9, "nll": 0.4}]
+    best, tie, kept = None, None, []
+    for i, m in enumerate(epochs):
+        improved, value = t.tie_better(m, best, tie)
+        if improved:
+            best, tie = m["accuracy"], value
+            kept.append(i)
+    assert kept == expected
+
+
+def test_nll_tie_break_needs_a_task_that_reports_nll():
+    t = build_task(_cfg("train.loss=ce", "train.select_tie_break=nll"), ["a", "b"])
+    with pytest.raises(ConfigError, match="no nll metric"):
+        t.tie_better({"accuracy": 0.5}, None, None)
+
+
+def test_classification_metrics_carry_the_validation_nll():
+    t = build_task(_cfg("train.loss=ce"), ["a", "b"])
+    rows = [{"label": 0, "probs": [0.8, 0.2]}, {"label": 1, "probs": [0.6, 0.4]}]
+    assert t.compute_metrics(rows)["nll"] == pytest.approx(-(math.log(0.8) + math.log(0.4)) / 2)
 
 
 def test_select_metric_and_mode_come_from_the_task_unless_configured():
