@@ -232,3 +232,14 @@ def test_a_fresh_process_finds_the_gait_task_from_the_data_format(gaits):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "gait"
+
+
+def test_the_gait_configs_break_accuracy_ties_on_validation_nll(one_epoch):
+    """``gait/*_synth.yaml`` set ``train.select_tie_break: nll``: the checkpoint says so, the validation NLL is
+    logged, and the trainer state keeps the best epoch's NLL for a resumed run."""
+    meta = json.loads((one_epoch.run_dir / "last" / "meta.json").read_text())
+    assert meta["select_tie_break"] == "nll"
+    nll = meta["metrics"]["val_nll"]
+    assert isinstance(nll, float) and nll > 0
+    state = torch.load(one_epoch.run_dir / "last" / "trainer_state.pt", weights_only=True)
+    assert state["best_tie"] == pytest.approx(nll)
