@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gait_synth_eval import _stats  # noqa: E402  (mean, sample std, min, max, n)
 
 SAME = ("data", "per_class", "difficulty", "data_seed", "test_fraction")
 
@@ -31,7 +34,11 @@ def _side(spec: list[str]) -> tuple[str, dict[int, dict], list[dict]]:
     model, files = spec[0], spec[1:]
     runs, settings = {}, []
     for f in files:
-        doc = json.loads(Path(f).read_text())
+        try:
+            doc = json.loads(Path(f).read_text())
+            doc["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{f}: not a gait_synth_eval.py result file ({type(e).__name__}: {e})") from None
         settings.append({"file": f, **{k: doc.get(k) for k in SAME + ("set", "val_fraction", "cpu")}})
         for r in doc["runs"]:
             if r["model"] != model:
@@ -42,11 +49,6 @@ def _side(spec: list[str]) -> tuple[str, dict[int, dict], list[dict]]:
     if not runs:
         raise SystemExit(f"no run of {model} in {files}")
     return model, runs, settings
-
-
-def _stats(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "n": len(values)}
 
 
 def sign_test(wins: int, losses: int) -> float:

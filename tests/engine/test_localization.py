@@ -140,3 +140,14 @@ def test_training_run_with_bf16_autocast_and_fused_adam(tiny_set):
     assert build_optimizer(cfg, model).defaults.get("fused") is True
     cfg.train.fused_optimizer = False
     assert not build_optimizer(cfg, model).defaults.get("fused")
+
+
+def test_nll_tie_break_is_refused_when_the_task_is_built():
+    """Localisation reports no NLL: ``train.select_tie_break=nll`` fails before any training, not after an epoch."""
+    from affectkit.config import load_config
+    from affectkit.engine.tasks import build_task
+    from affectkit.errors import ConfigError
+
+    cfg = load_config("tsl/tsl_synth.yaml", ["train.select_tie_break=nll"])
+    with pytest.raises(ConfigError, match="select_tie_break nll: task 'localize' reports no nll"):
+        build_task(cfg, ["a", "b"])

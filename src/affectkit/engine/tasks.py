@@ -69,6 +69,7 @@ class Task:
     select_metric = ""  # the default metric that picks the best checkpoint on validation
     select_mode = "max"  # max | min
     select_tie_break = "first"  # first | last | nll: which of two epochs tying on the select metric is kept
+    reports_nll = False  # compute_metrics gives "nll" (the validation NLL that select_tie_break nll reads)
     # the loader that predict, the batch runner and the service use on one input file, when the task reads
     # files its own way: a callable (input_cfg, *, device=..., allow_silent_audio=...) -> loader, as
     # localize (features computed from a video) and gait (skeleton files, pose from video) define it;
@@ -86,6 +87,8 @@ class Task:
         if cfg.train.select_mode:
             self.select_mode = cfg.train.select_mode
         self.select_tie_break = cfg.train.select_tie_break
+        if self.select_tie_break == "nll" and not self.reports_nll:
+            raise ConfigError(self._no_nll())
 
     # -- model --------------------------------------------------------------------------------
     def model_args(self) -> dict[str, Any]:
@@ -140,6 +143,9 @@ class Task:
             return True
         return score > best if self.select_mode == "max" else score < best
 
+    def _no_nll(self) -> str:
+        return f"train.select_tie_break nll: task {self.name!r} reports no nll metric; use first or last"
+
     def tie_better(self, metrics: dict, best: float | None, best_tie: float | None) -> tuple[bool, float | None]:
         """Whether validation ``metrics`` beat the best epoch's (``best``: its select metric; ``best_tie``: its
         tie-break value), and this epoch's tie-break value. ``train.select_tie_break`` decides a tie on the select
@@ -149,7 +155,7 @@ class Task:
         rule = self.select_tie_break
         tie = metrics.get("nll") if rule == "nll" else None
         if rule == "nll" and not isinstance(tie, (int, float)):
-            raise ConfigError(f"train.select_tie_break nll: task {self.name!r} reports no nll metric; use first or last")
+            raise ConfigError(self._no_nll())
         if self.better(score, best):
             return True, tie
         if best is None or score != best:
@@ -167,6 +173,7 @@ class ClassificationTask(Task):
     name = "classify"
     select_metric = "accuracy"
     select_mode = "max"
+    reports_nll = True
 
     def __init__(self, cfg: Config, classes: list[str], polarity: dict[str, str] | None = None):
         super().__init__(cfg, classes, polarity)
