@@ -6,7 +6,8 @@
 
 ``--a`` / ``--b``: a model name, then the result files whose runs of that model to take (several files
 may hold different seeds; a seed found twice is an error). Every file must describe the same data (the
-same synthetic set: path, gaits per class, difficulty and data seed) and the same test fraction, so that
+same synthetic set: gaits per class, difficulty, cues and data seed, which the deterministic generator turns into
+the same gaits, and the same ``data_digest`` where both files record one) and the same test fraction, so that
 both models are tested on the same gaits. Only seeds that both sides ran are compared.
 
 Prints (and with ``--out`` writes) one JSON document: per side the test accuracy's mean, sample standard
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gait_synth_eval import _stats  # noqa: E402  (mean, sample std, min, max, n)
 
-SAME = ("data", "per_class", "difficulty", "data_seed", "test_fraction")
+SAME = ("per_class", "difficulty", "cues", "data_seed", "test_fraction")
 
 
 def _side(spec: list[str]) -> tuple[str, dict[int, dict], list[dict]]:
@@ -39,7 +40,8 @@ def _side(spec: list[str]) -> tuple[str, dict[int, dict], list[dict]]:
             doc["runs"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"{f}: not a gait_synth_eval.py result file ({type(e).__name__}: {e})") from None
-        settings.append({"file": f, **{k: doc.get(k) for k in SAME + ("set", "val_fraction", "cpu")}})
+        doc.setdefault("cues", "crossed")  # files written before the cues option
+        settings.append({"file": f, **{k: doc.get(k) for k in SAME + ("data", "data_digest", "set", "val_fraction", "cpu")}})
         for r in doc["runs"]:
             if r["model"] != model:
                 continue
@@ -69,7 +71,8 @@ def main(argv=None) -> dict:
     (ma, ra, sa), (mb, rb, sb) = _side(args.a), _side(args.b)
     ref = sa[0]
     for s in sa + sb:
-        diff = {k: (ref[k], s[k]) for k in SAME if s[k] != ref[k]}
+        keys = SAME + (("data_digest",) if ref["data_digest"] and s["data_digest"] else ())
+        diff = {k: (ref[k], s[k]) for k in keys if s[k] != ref[k]}
         if diff:
             raise SystemExit(f"{s['file']} differs from {ref['file']} in {diff}: not the same test gaits")
     seeds = sorted(set(ra) & set(rb))

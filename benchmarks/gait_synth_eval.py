@@ -61,6 +61,22 @@ def _run(job: dict) -> dict:
     return row
 
 
+def data_digest(features: str) -> str:
+    """SHA-1 over the gaits (names, arrays) and labels of an Emotion-Gait-format pair: the identity of a data set."""
+    import hashlib
+
+    from affectkit.data import gait
+
+    h = hashlib.sha1()
+    feats = gait.read_gait_features(features)
+    labels = gait.read_gait_labels(gait.find_labels_file(features))
+    for k in sorted(feats):
+        h.update(k.encode())
+        h.update(feats[k].astype("<f8").tobytes())
+        h.update(str(labels.get(k)).encode())
+    return h.hexdigest()
+
+
 def _stats(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values), "n": len(values)}
@@ -72,6 +88,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=None, help="an existing features.h5 (default: write <out>/data)")
     ap.add_argument("--per-class", type=int, default=60, help="synthetic gaits per class (default 60)")
     ap.add_argument("--difficulty", default="default", help="easy, default, hard or a number in [0, 1]")
+    ap.add_argument("--cues", default="crossed", choices=["crossed", "dynamic"],
+                    help="the generator's style cues (affectkit.data.synth_gait; default crossed)")
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -90,7 +108,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = args.data or str(generate_gait(out / "data", SynthGaitConfig(per_class=args.per_class,
-                                                                          difficulty=args.difficulty,
+                                                                          difficulty=args.difficulty, cues=args.cues,
                                                                           seed=args.data_seed)))
     jobs = [{"model": m, "seed": s, "data": data, "root": str(out / "runs"), "epochs": args.epochs,
              "base_width": args.base_width, "test_fraction": args.test_fraction,
@@ -120,7 +138,9 @@ def main(argv=None) -> dict:
     import torch
 
     report = {"benchmark": "gait_synth_eval", "cpu": cpu_model(), "threads_per_run": args.threads, "jobs": args.jobs,
-              "torch": torch.__version__, "data": data, "per_class": args.per_class, "difficulty": args.difficulty,
+              "torch": torch.__version__, "data": data, "data_digest": data_digest(data),
+              "per_class": args.per_class, "difficulty": args.difficulty,
+              "cues": args.cues,
               "data_seed": args.data_seed, "seeds": args.seeds, "epochs": args.epochs or "config (30)",
               "base_width": args.base_width or "config (16)", "test_fraction": args.test_fraction, "val_fraction": args.val_fraction, "set": args.set,
               "chance": 0.25, "summary": summary, "runs": runs, "wall_seconds": round(time.perf_counter() - t0, 1)}

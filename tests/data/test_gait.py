@@ -189,15 +189,20 @@ def _one_d_accuracy(s_tr, y_tr, s_te, y_te, bins=8):
     return float(np.mean([major[b] == y for b, y in zip(b_te, y_te)]))
 
 
-def test_synthetic_gaits_need_more_than_one_summary_statistic(tmp_path):
-    f = generate_gait(tmp_path / "g", SynthGaitConfig(per_class=60, seed=0))
+def _synthetic_set(path, cues):
+    f = generate_gait(path, SynthGaitConfig(per_class=60, seed=0, cues=cues))
     labels = gait.read_gait_labels(gait.find_labels_file(f))
     feats = gait.read_gait_features(f)
     keys = sorted(feats)
     assert len(keys) == 240 and collections.Counter(labels.values()) == {0: 60, 1: 60, 2: 60, 3: 60}
     assert all(36 <= feats[k].shape[0] <= 75 and not feats[k][:, 0].any() for k in keys)  # root-centred
-    S = np.array([_summary(*gait.preprocess_gait(feats[k])) for k in keys])
-    y = np.array([labels[k] for k in keys])
+    return [gait.preprocess_gait(feats[k]) for k in keys], np.array([labels[k] for k in keys])
+
+
+@pytest.mark.parametrize("cues", ["crossed", "dynamic"])
+def test_synthetic_gaits_need_more_than_one_summary_statistic(tmp_path, cues):
+    gaits, y = _synthetic_set(tmp_path / "g", cues)
+    S = np.array([_summary(*g) for g in gaits])
     tr, te = gait.stratified_split(y, 0.5, seed=0)
     for k, name in enumerate(["mean speed", "mean head height", "stride length"]):
         acc = _one_d_accuracy(S[tr, k], y[tr], S[te, k], y[te])
@@ -209,6 +214,40 @@ def test_synthetic_gaits_need_more_than_one_summary_statistic(tmp_path):
     assert min(head["Happy"], head["Neutral"]) > max(head["Sad"], head["Angry"])
 
 
+def _movement_summary(x, n):
+    """Per joint, the mean and std over frames of the speed and of the acceleration magnitude."""
+    v = np.diff(x[:n], axis=0)
+    a = np.diff(v, axis=0)
+    sv, sa = np.linalg.norm(v, axis=-1), np.linalg.norm(a, axis=-1)
+    return np.concatenate([sv.mean(0), sv.std(0), sa.mean(0), sa.std(0)])
+
+
+def test_dynamic_cues_put_sad_and_neutral_apart_in_movement(tmp_path):
+    """``cues="dynamic"``: bounce (Happy), stomp (Angry) and reduced limb flexion (Sad) are in the movement,
+    so speed and acceleration statistics tell Sad from Neutral; with the crossed cues they differ only in carriage."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    sad_vs_neutral = {}
+    for cues in ("crossed", "dynamic"):
+        gaits, y = _synthetic_set(tmp_path / cues, cues)
+        M = np.array([_movement_summary(*g) for g in gaits])
+        keep = np.isin(y, [gait.EGAIT_NATIVE.index("Sad"), gait.EGAIT_NATIVE.index("Neutral")])
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        sad_vs_neutral[cues] = cross_val_score(clf, M[keep], y[keep], cv=5).mean()
+        if cues == "dynamic":
+            up, c = gait.UP_AXIS, {name: y == gait.EGAIT_NATIVE.index(name) for name in gait.EGAIT_NATIVE}
+            lift = np.array([np.ptp(x[:n, gait.J["l_foot"], up]) for x, n in gaits])  # knee lift raises the foot
+            jolt = np.array([np.abs(np.diff(x[:n, gait.J["neck"], up], 2)).max() for x, n in gaits])
+            bob = np.array([np.diff(x[:n, gait.J["head"], up]).std() for x, n in gaits])
+            assert lift[c["Sad"]].mean() < 0.85 * lift[c["Neutral"]].mean()
+            assert jolt[c["Angry"]].mean() > 1.1 * max(jolt[c[k]].mean() for k in ("Happy", "Neutral", "Sad"))
+            assert bob[c["Happy"]].mean() > 1.1 * max(bob[c["Neutral"]].mean(), bob[c["Sad"]].mean())
+    assert sad_vs_neutral["crossed"] < 0.6 < 0.7 < sad_vs_neutral["dynamic"], sad_vs_neutral
+
+
 def test_synthetic_gaits_are_reproducible_and_reused(tmp_path):
     a = generate_gait(tmp_path / "a", SynthGaitConfig(per_class=3, seed=5))
     b = generate_gait(tmp_path / "b", SynthGaitConfig(per_class=3, seed=5))
@@ -218,6 +257,8 @@ def test_synthetic_gaits_are_reproducible_and_reused(tmp_path):
     assert generate_gait(tmp_path / "a", SynthGaitConfig(per_class=3, seed=5)) == a and a.stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="difficulty"):
         SynthGaitConfig(difficulty="medium").strength()
+    with pytest.raises(ValueError, match="cues 'loud'"):
+        generate_gait(tmp_path / "c", SynthGaitConfig(per_class=1, cues="loud"))
     assert SynthGaitConfig(difficulty="easy").strength() > SynthGaitConfig().strength() > SynthGaitConfig(difficulty=1.0).strength()
 
 

@@ -999,6 +999,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("video", "gait"), default="video",
                         help="video (default) or gait: Emotion-Gait-format walking skeletons (features.h5 + labels.h5)")
     parser.add_argument("--per-class", type=int, default=60, help="--kind gait: gaits per class (default 60)")
+    parser.add_argument("--cues", choices=("crossed", "dynamic"), default="crossed",
+                        help="--kind gait: the style cues: crossed (tempo x carriage, default) or dynamic "
+                             "(+ bounce, limb flexion, stomp; more individual carriage)")
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
@@ -1017,9 +1020,10 @@ def run_from_args(args: argparse.Namespace) -> Path:
         from .synth_gait import SynthGaitConfig, generate_gait
 
         out_dir = getattr(args, "out", None) or args.out_dir or "demo_gait"
-        gcfg = SynthGaitConfig(per_class=args.per_class, difficulty=args.difficulty, seed=args.seed)
+        gcfg = SynthGaitConfig(per_class=args.per_class, difficulty=args.difficulty, seed=args.seed,
+                               cues=getattr(args, "cues", "crossed"))
         path = generate_gait(out_dir, gcfg, overwrite=args.overwrite)
-        print(f"synthetic gaits: {4 * gcfg.per_class} gaits, difficulty {gcfg.difficulty} -> {path} "
+        print(f"synthetic gaits: {4 * gcfg.per_class} gaits, difficulty {gcfg.difficulty}, cues {gcfg.cues} -> {path} "
               f"(train with data.format=gait data.path={path})")
         return path
     config = config_from_args(args)

@@ -14,6 +14,22 @@ arm swing, and every gait its own phase, length (36..75 frames at 30 fps) and se
 factor splits the four classes into the same two pairs, a single summary statistic (mean joint speed,
 mean head height, stride length) cannot tell the four apart (``tests/data/test_gait.py`` checks that a
 1-D classifier of each stays under 60 %): a model must combine posture and movement over time.
+``cues="dynamic"`` adds three movement cues from the gait-perception literature (e.g. Roether et al. 2009,
+J. Vision 9(6):15: sad gaits have reduced limb flexion, angry ones raised elbow flexion and heavy steps) and
+weakens the static ones, so that, as on the real Emotion-Gait data (BPM-GCN, Table V: movement 86.24 against
+posture 79.82), the movement carries more of the emotion than the carriage:
+
+- bounce: the upper body bobs against the hips at twice the cadence, most for Happy;
+- limb flexion: Sad walks with a shorter stride, a lower knee lift and a smaller arm swing, Happy with the widest;
+- stomp: Angry's legs swing in a squarer wave and each heel strike jolts the upper body; Angry also holds its
+  elbows bent (the fast walk's elbow bend of the crossed cues is dropped) and its head only partly down;
+- every subject has its own, wider carriage (head pitch and trunk lean x2, shoulder hunch, elbow bend).
+
+Sad and Neutral, which the crossed cues separate only by carriage, then also differ in movement. With the
+crossed cues a logistic regression on the coordinates' per-joint means alone classifies 0.95 of held-out gaits
+(5-fold, 240 gaits) and one on speed and acceleration statistics 0.56; with the dynamic cues, 0.75 and 0.80.
+The crossed cues stay the default and write the same gaits as before the option existed.
+
 ``difficulty`` scales the style effects against the subject and gait variation: ``easy`` (x1.6),
 ``default`` (x0.6), ``hard`` (x0.35), or a number in [0, 1] (0 = easy, 0.5 = default, 1 = hard;
 linear in between). The default was x1.0 before; at that strength a logistic regression on six
@@ -34,8 +50,13 @@ import numpy as np
 from .gait import EGAIT_NATIVE, GAIT_CLASSES
 
 # per class: (fast tempo, head down, jerky); tempo and carriage cross so each single cue pairs classes
-GENERATOR_VERSION = 2  # 2: default difficulty x0.6 (was x1.0), the real files' facing (-z)
+GENERATOR_VERSION = 3  # 3: cues="dynamic" (crossed unchanged); 2: default difficulty x0.6 (was x1.0), facing -z
 STYLE = {"Happy": (1.0, 0.0, 0.15), "Angry": (0.85, 1.0, 1.0), "Neutral": (0.0, 0.0, 0.0), "Sad": (0.0, 1.0, 0.0)}
+# cues="dynamic": per class (bounce, limb flexion, stomp, elbow flexion, carriage), added to the tempo and jerk
+# of STYLE; the carriage (head down) replaces STYLE's
+DYNAMIC = {"Happy": (1.0, 1.0, 0.0, 0.3, 0.0), "Angry": (0.0, 0.6, 1.0, 1.0, 0.6),
+           "Neutral": (0.35, 0.6, 0.2, 0.0, 0.0), "Sad": (0.0, 0.0, 0.0, 0.0, 1.0)}
+CUES = ("crossed", "dynamic")
 
 
 @dataclass
@@ -47,6 +68,7 @@ class SynthGaitConfig:
     frames: tuple[int, int] = (36, 75)
     fps: float = 30.0
     noise: float = 0.004  # sensor noise (coordinate units, the body is about 1.2 tall)
+    cues: str = "crossed"  # "crossed" (tempo x carriage, + jerk) or "dynamic" (+ bounce, limb flexion, stomp)
 
     def strength(self) -> float:
         d = self.difficulty
@@ -64,28 +86,39 @@ class SynthGaitConfig:
         return 1.6 - 2.0 * d if d <= 0.5 else 0.6 - 0.5 * (d - 0.5)
 
 
-def _subject(rng: np.random.Generator) -> dict:
+def _subject(rng: np.random.Generator, cues: str = "crossed") -> dict:
     s = rng.uniform(0.88, 1.12)  # body scale
-    return {"scale": s, "hip_w": 0.11 * s * rng.uniform(0.9, 1.1), "sh_w": 0.13 * s * rng.uniform(0.9, 1.1),
+    subj = {"scale": s, "hip_w": 0.11 * s * rng.uniform(0.9, 1.1), "sh_w": 0.13 * s * rng.uniform(0.9, 1.1),
             "thigh": 0.36 * s * rng.uniform(0.94, 1.06), "shank": 0.33 * s * rng.uniform(0.94, 1.06),
             "upper": 0.19 * s * rng.uniform(0.92, 1.08), "fore": 0.2 * s * rng.uniform(0.92, 1.08),
             "spine": 0.19 * s, "neck": 0.2 * s, "head": 0.12 * s,
             "cadence": rng.normal(0.0, 0.09), "stride": rng.normal(0.0, 0.05), "pitch": rng.normal(0.0, 0.12),
             "swing": rng.normal(0.0, 0.08), "lean": rng.normal(0.0, 0.05)}
+    if cues == "dynamic":  # more individual carriage, and individual elbow bend, bounce and flexion
+        subj.update(pitch=2.0 * subj["pitch"], lean=2.0 * subj["lean"], elbow=rng.normal(0.0, 0.1),
+                    hunch=rng.normal(0.0, 0.02) * s, bounce=rng.normal(0.0, 0.006), flex=rng.normal(0.0, 0.08))
+    return subj
 
 
 def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps: float, strength: float,
-            noise: float) -> np.ndarray:
+            noise: float, cues: str = "crossed") -> np.ndarray:
     """One gait ``(frames, 16, 3)`` of ``emotion`` for subject parameters ``subj``."""
     fast, down, jerky = STYLE[emotion]
+    bounce = flex = stomp = elbow = 0.0
+    if cues == "dynamic":
+        bounce, flex, stomp, elbow, down = DYNAMIC[emotion]
     t = np.arange(frames) / fps
     cadence = 0.85 * (1.0 + strength * (0.32 * fast - 0.12) + subj["cadence"])  # gait cycles per second
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
-    stride = max(0.15, 0.38 + subj["stride"] + rng.normal(0, 0.02))  # thigh swing (rad)
-    swing = max(0.05, 0.3 + strength * 0.22 * (fast - 0.5) + subj["swing"] + rng.normal(0, 0.03))
+    dyn = cues == "dynamic"
+    d_stride = strength * 0.12 * (flex - 0.5) if dyn else 0.0  # limb flexion widens stride, knee lift, arm swing
+    d_swing = strength * 0.15 * (flex - 0.5) if dyn else 0.0
+    knee_gain = 1.0 + strength * 0.6 * (flex - 0.5) + subj["flex"] if dyn else 1.0
+    stride = max(0.15, 0.38 + subj["stride"] + rng.normal(0, 0.02) + d_stride)  # thigh swing (rad)
+    swing = max(0.05, 0.3 + strength * 0.22 * (fast - 0.5) + subj["swing"] + rng.normal(0, 0.03) + d_swing)
     pitch = 0.05 + strength * 0.42 * down + subj["pitch"] + rng.normal(0, 0.04)  # head forward-down (rad)
     lean = 0.03 + strength * 0.14 * down + subj["lean"] + rng.normal(0, 0.02)  # trunk forward lean (rad)
-    hunch = strength * 0.04 * down * subj["scale"]
+    hunch = strength * 0.04 * down * subj["scale"] + subj.get("hunch", 0.0)
     jit = strength * 0.035 * jerky
 
     def jitter(n=frames):  # high-frequency jerks: sparse impulses, smoothed over 2 frames
@@ -110,7 +143,9 @@ def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps
     # legs: thigh swings with the phase, knee bends in the swing phase
     for off, hip, knee, foot in ((0.0, 10, 11, 12), (np.pi, 13, 14, 15)):
         th = stride * np.sin(phase + off)
-        kn = 0.15 + 0.55 * np.clip(np.sin(phase + off + np.pi / 2), 0, None) * (0.7 + 0.5 * stride)
+        if stomp:  # a squarer swing: the leg is driven forward and planted abruptly
+            th = stride * np.sign(th) * np.abs(np.sin(phase + off)) ** (1.0 - 0.5 * strength * stomp)
+        kn = 0.15 + 0.55 * np.clip(np.sin(phase + off + np.pi / 2), 0, None) * (0.7 + 0.5 * stride) * knee_gain
         down_vec = lambda length, a: np.stack([np.zeros(frames), -length * np.cos(a), length * np.sin(a)], -1)  # noqa: E731
         x[:, knee] = x[:, hip] + down_vec(subj["thigh"], th)
         x[:, foot] = x[:, knee] + down_vec(subj["shank"], th - kn)
@@ -118,9 +153,16 @@ def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps
     for off, sh, el, hand in ((np.pi, 4, 5, 6), (0.0, 7, 8, 9)):
         al = swing * np.sin(phase + off) + 0.5 * hunch + jitter()
         bend = 0.25 + 0.35 * fast * strength * 0.5 + 0.1 * np.sin(phase + off) + jitter()
+        if dyn:  # elbow flexion held (angry) and per subject, instead of the fast walk's
+            bend = bend - 0.35 * fast * strength * 0.5 + strength * 0.5 * elbow + subj["elbow"]
         down_vec = lambda length, a: np.stack([np.zeros(frames), -length * np.cos(a), length * np.sin(a)], -1)  # noqa: E731
         x[:, el] = x[:, sh] + down_vec(subj["upper"], al)
         x[:, hand] = x[:, el] + down_vec(subj["fore"], al + bend)
+    if dyn:  # the upper body bobs against the hips: highest at mid-stance (bounce), jolted at each heel strike (stomp)
+        c2 = np.cos(2 * phase)
+        bob = (0.025 * strength * bounce + subj["bounce"]) * c2
+        bob = bob - 0.03 * strength * stomp * subj["scale"] * np.clip(-c2, 0, None) ** 8
+        x[:, 1:10, 1] += bob[:, None]
     x[:, 1:] += rng.normal(0, noise, size=x[:, 1:].shape)
     x[:, 0] = 0.0  # root-centred, as Emotion-Gait
     x[:, :, 0] *= -1.0  # built facing +z with the left side at +x; turned 180 degrees about y (up) to the
@@ -147,16 +189,18 @@ def generate_gait(out_dir, cfg: SynthGaitConfig | None = None, *, overwrite: boo
                 return feats
         except ValueError:
             pass
+    if cfg.cues not in CUES:
+        raise ValueError(f"cues {cfg.cues!r}: expected one of {', '.join(CUES)}")
     strength = cfg.strength()
     rng = np.random.default_rng(cfg.seed)
-    subjects = [_subject(rng) for _ in range(cfg.subjects)]
+    subjects = [_subject(rng, cfg.cues) for _ in range(cfg.subjects)]
     order = [(c, n) for n in range(cfg.per_class) for c in GAIT_CLASSES]
     tmp_f, tmp_l = feats.with_suffix(".h5.tmp"), labs.with_suffix(".h5.tmp")
     with h5py.File(tmp_f, "w") as ff, h5py.File(tmp_l, "w") as fl:
         for i, (emotion, _) in enumerate(order):
             s = int(rng.integers(cfg.subjects))
             frames = int(rng.integers(cfg.frames[0], cfg.frames[1] + 1))
-            x = animate(emotion, subjects[s], rng, frames, cfg.fps, strength, cfg.noise)
+            x = animate(emotion, subjects[s], rng, frames, cfg.fps, strength, cfg.noise, cfg.cues)
             key = f"{i:05d}_s{s:02d}"
             ff.create_dataset(key, data=x.reshape(frames, 48).astype(np.float64))
             fl.create_dataset(key, data=np.int32(EGAIT_NATIVE.index(emotion)))
