@@ -152,9 +152,9 @@ def animate(emotion: str, subj: dict, rng: np.random.Generator, frames: int, fps
     # arms: swing opposite to the leg of the same side, elbow bent more in a fast walk
     for off, sh, el, hand in ((np.pi, 4, 5, 6), (0.0, 7, 8, 9)):
         al = swing * np.sin(phase + off) + 0.5 * hunch + jitter()
-        bend = 0.25 + 0.35 * fast * strength * 0.5 + 0.1 * np.sin(phase + off) + jitter()
-        if dyn:  # elbow flexion held (angry) and per subject, instead of the fast walk's
-            bend = bend - 0.35 * fast * strength * 0.5 + strength * 0.5 * elbow + subj["elbow"]
+        # elbow flexion held: by the fast walk (crossed), or by Angry and each subject (dynamic)
+        held = strength * 0.5 * elbow + subj["elbow"] if dyn else 0.35 * fast * strength * 0.5
+        bend = 0.25 + held + 0.1 * np.sin(phase + off) + jitter()
         down_vec = lambda length, a: np.stack([np.zeros(frames), -length * np.cos(a), length * np.sin(a)], -1)  # noqa: E731
         x[:, el] = x[:, sh] + down_vec(subj["upper"], al)
         x[:, hand] = x[:, el] + down_vec(subj["fore"], al + bend)
